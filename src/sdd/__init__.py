@@ -1,0 +1,3 @@
+"""SDD: self-hosted cloud development environments."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""The agent's side of the API: register, heartbeat, long-poll, acknowledge, report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Query
+
+from sdd.protocol import (
+    AgentRegisterRequest,
+    AgentRegisterResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    PollResponse,
+    TaskResult,
+)
+from sdd.server.api.deps import Ctx, CurrentAgent
+from sdd.server.services import agents as agent_service
+from sdd.server.services import queue
+from sdd.server.services import sessions as session_service
+from sdd.server.services.errors import NotFound
+
+router = APIRouter(prefix="/agent", tags=["agent"])
+
+
+@router.post("/register")
+async def register(ctx: Ctx, body: AgentRegisterRequest) -> AgentRegisterResponse:
+    return await agent_service.register(ctx, body)
+
+
+@router.post("/heartbeat")
+async def heartbeat(ctx: Ctx, agent: CurrentAgent, body: HeartbeatRequest) -> HeartbeatResponse:
+    return await agent_service.heartbeat(ctx, agent, body)
+
+
+@router.post("/tasks/poll")
+async def poll(
+    ctx: Ctx, agent: CurrentAgent, wait: float = Query(default=25.0, ge=0, le=120)
+) -> PollResponse:
+    """Tasks waiting for this agent; held open up to `wait` seconds (and the server's
+    poll timeout) until one arrives."""
+    return PollResponse(tasks=await queue.poll(ctx, agent.id, min(wait, ctx.settings.poll_timeout)))
+
+
+@router.post("/tasks/{task_id}/ack")
+async def acknowledge(ctx: Ctx, agent: CurrentAgent, task_id: str) -> dict[str, str]:
+    changed = None
+    async with ctx.db.write() as db:
+        task = await queue.load_for_agent(db, agent.id, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id!r} not found for this agent")
+        if task.state == queue.LEASED:
+            task.state = queue.ACKED
+            changed = await session_service.on_task_acknowledged(ctx, db, task)
+        state = task.state
+    if changed is not None:
+        await session_service.publish(ctx, [changed.id])
+    return {"state": state}
+
+
+@router.post("/tasks/{task_id}/result")
+async def report(ctx: Ctx, agent: CurrentAgent, task_id: str, body: TaskResult) -> dict[str, str]:
+    """Idempotent: a result for a task already done (or cancelled) changes nothing."""
+    changed = None
+    async with ctx.db.write() as db:
+        task = await queue.load_for_agent(db, agent.id, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id!r} not found for this agent")
+        if task.state in queue.OPEN_STATES:
+            task.state = queue.DONE
+            task.done_at = datetime.now(UTC)
+            task.result = body.model_dump()
+            changed = await session_service.on_task_result(
+                ctx, db, task, body.ok, body.error, body.local_port
+            )
+        state = task.state
+    if changed is not None:
+        await session_service.publish(ctx, [changed.id])
+    return {"state": state}

@@ -1,0 +1,61 @@
+"""Live events for the UI as server-sent events: agent metrics and session status, pushed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from sdd.server.api.deps import Ctx, user_from_token
+from sdd.server.services.broker import SHUTDOWN
+from sdd.server.services.context import AUDIENCE_EVERYONE
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE_SECONDS = 15.0
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "A stream of AgentEvent and "
+            "SessionEvent objects, one JSON object per `data:` line",
+        }
+    },
+)
+async def events(ctx: Ctx, request: Request, token: str | None = None) -> StreamingResponse:
+    """Subscribe to live events. The login token comes in the Authorization header or, for
+    EventSource (which cannot set headers), in the `token` query parameter."""
+    header = request.headers.get("authorization", "")
+    user = await user_from_token(ctx, token or header.removeprefix("Bearer ").strip() or None)
+    is_admin = user.role == "admin"
+
+    async def stream() -> AsyncIterator[str]:
+        async with ctx.broker.subscribe() as queue:
+            yield ": connected\n\n"
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                if message == SHUTDOWN:
+                    return
+                envelope = json.loads(message)
+                audience = envelope["audience"]
+                if audience == AUDIENCE_EVERYONE or audience == user.id or is_admin:
+                    yield f"data: {json.dumps(envelope['event'])}\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

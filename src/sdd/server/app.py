@@ -1,0 +1,183 @@
+"""The control plane's FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sdd import __version__
+from sdd.protocol import ErrorOut
+from sdd.server.api import agent_api, agents, auth, events, sessions, users
+from sdd.server.db import Database
+from sdd.server.models import Agent
+from sdd.server.services.broker import LocalBroker
+from sdd.server.services.context import ServerContext
+from sdd.server.services.errors import ServiceError
+from sdd.server.services.presence import run_flusher
+from sdd.server.services.reconciler import run_reconciler
+from sdd.server.services.security import TokenSigner, load_or_create_secret_key
+from sdd.server.services.users import ensure_admin
+from sdd.server.services.views import agent_out
+from sdd.server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The built web UI: shipped inside the package (see scripts/build-ui), or the source tree's build.
+UI_DIRS = (Path(__file__).parent / "ui", Path(__file__).parents[3] / "frontend" / "dist")
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in {
+        400: "Bad request",
+        401: "Not signed in",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflicts with the current state",
+        413: "Body too large",
+        422: "Invalid input",
+        429: "Too many",
+        503: "Unavailable",
+    }.items()
+}
+
+
+def build_context(settings: Settings) -> ServerContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = (
+        settings.secret_key.get_secret_value()
+        if settings.secret_key
+        else load_or_create_secret_key(settings.data_dir / "secret_key")
+    )
+    return ServerContext(
+        settings=settings,
+        db=Database(settings.effective_database_url),
+        broker=LocalBroker(),
+        signer=TokenSigner(key, settings.token_ttl_seconds),
+    )
+
+
+async def _publish_agents(ctx: ServerContext, written: list[str], gone: list[str]) -> None:
+    async with ctx.db.read() as db:
+        rows = (await db.execute(select(Agent).where(Agent.id.in_(set(written) | set(gone))))).scalars().all()
+    for agent in rows:
+        await ctx.publish_agent(agent_out(agent, ctx.presence))
+
+
+def create_app(
+    settings: Settings | None = None, *, on_admin_password: Callable[[str], None] | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    ctx = build_context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.db.migrate()
+        password = await ensure_admin(ctx)
+        if password is not None:
+            (on_admin_password or _print_admin_password)(password)
+        await ctx.broker.start()
+        background = [
+            asyncio.create_task(
+                run_flusher(
+                    ctx.presence,
+                    ctx.db,
+                    settings.presence_flush_interval,
+                    lambda w, g: _publish_agents(ctx, w, g),
+                )
+            ),
+            asyncio.create_task(run_reconciler(ctx)),
+        ]
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await ctx.presence.flush(ctx.db)
+            await ctx.broker.close()
+            await ctx.db.dispose()
+
+    app = FastAPI(
+        title="SDD",
+        version=__version__,
+        description="Self-hosted cloud development environments.",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.context = ctx
+
+    for router in (
+        auth.router,
+        users.router,
+        agents.router,
+        sessions.router,
+        agent_api.router,
+        events.router,
+    ):
+        app.include_router(router, prefix="/api")
+
+    _install_error_handlers(app)
+    _install_body_limit(app, settings.max_body_bytes)
+    _install_ui(app)
+    return app
+
+
+def _print_admin_password(password: str) -> None:
+    print(
+        f"\n  Created user `admin` with password: {password}\n"
+        "  (shown once; set SDD_ADMIN_PASSWORD to choose it)\n",
+        flush=True,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        return JSONResponse({"detail": "invalid input: " + "; ".join(problems)}, status_code=422)
+
+
+def _install_body_limit(app: FastAPI, limit: int) -> None:
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
+        return await call_next(request)
+
+
+def _install_ui(app: FastAPI) -> None:
+    ui = next((d for d in UI_DIRS if (d / "index.html").is_file()), None)
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def spa(path: str) -> Response:
+        if path == "api" or path.startswith("api/"):
+            raise StarletteHTTPException(404, f"no API route /{path}")
+        if ui is None:
+            return JSONResponse(
+                {"detail": "the web UI is not built; run `scripts/up` (or `npm run build` in frontend/)"},
+                status_code=404,
+            )
+        candidate = (ui / path).resolve()
+        # History-mode routes fall back to index.html; nothing outside the UI folder is served.
+        if path and candidate.is_file() and candidate.is_relative_to(ui.resolve()):
+            return FileResponse(candidate)
+        return FileResponse(ui / "index.html", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,87 @@
+"""Wake-ups for waiting long-polls, and live events for the UI.
+
+The database is the source of truth; the broker only says "look again". A lost wake-up therefore
+delays a task until the poll's next look (at most the poll timeout), it never loses one.
+
+`LocalBroker` serves one process. Several replicas share a `RedisBroker` (services/redis_broker.py)
+that forwards the same messages through Redis pub/sub to every replica's local waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+
+EVENT_QUEUE_SIZE = 1000
+SHUTDOWN = ""
+"""Put in every subscriber's queue when the server stops: the stream ends."""
+
+
+class LocalBroker:
+    def __init__(self) -> None:
+        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._subscribers: set[asyncio.Queue[str]] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.wake_all()
+
+    def wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.set()
+        for queue in self._subscribers:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(SHUTDOWN)
+
+    # -- agent wake-ups ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def agent_waiter(self, agent_id: str) -> Iterator[asyncio.Event]:
+        """Register before looking at the queue, so a task queued between the look and the wait
+        still wakes the waiter."""
+        waiter = asyncio.Event()
+        self._waiters[agent_id].add(waiter)
+        try:
+            yield waiter
+        finally:
+            waiters = self._waiters.get(agent_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[agent_id]
+
+    async def notify_agent(self, agent_id: str) -> None:
+        self.wake_local(agent_id)
+
+    def wake_local(self, agent_id: str) -> None:
+        for waiter in self._waiters.get(agent_id, ()):
+            waiter.set()
+
+    # -- live events ------------------------------------------------------------------------
+
+    async def publish(self, message: str) -> None:
+        self.deliver_local(message)
+
+    def deliver_local(self, message: str) -> None:
+        for queue in self._subscribers:
+            with contextlib.suppress(asyncio.QueueFull):
+                # A subscriber this far behind is a dead browser tab; it loses events, not us.
+                queue.put_nowait(message)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue(EVENT_QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

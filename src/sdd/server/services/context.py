@@ -1,0 +1,74 @@
+"""The server's long-lived parts, made once per process and handed to every request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+from sdd.protocol import AgentEvent, AgentOut, AgentSettings, FrpSettings, SessionEvent, SessionOut
+from sdd.server.db import Database
+from sdd.server.services.broker import LocalBroker
+from sdd.server.services.lifecycle import Deadlines
+from sdd.server.services.presence import PresenceTable
+from sdd.server.services.security import TokenSigner
+from sdd.server.settings import Settings
+
+AUDIENCE_EVERYONE = "*"
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    db: Database
+    broker: LocalBroker
+    signer: TokenSigner
+    presence: PresenceTable = field(init=False)
+    shutting_down: asyncio.Event = field(init=False)
+    deadlines: Deadlines = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Set when the server begins to stop: held long-polls and event streams return at once
+        # instead of holding the shutdown up until they time out.
+        self.shutting_down = asyncio.Event()
+        self.presence = PresenceTable(offline_timeout=self.settings.offline_timeout)
+        self.deadlines = Deadlines(
+            pending=self.settings.pending_timeout,
+            starting=self.settings.start_timeout,
+            stopping=self.settings.stop_timeout,
+        )
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down.set()
+        self.broker.wake_all()
+
+    def agent_settings(self) -> AgentSettings:
+        s = self.settings
+        return AgentSettings(
+            heartbeat_interval=s.heartbeat_interval,
+            poll_timeout=s.poll_timeout,
+            frp=FrpSettings(
+                server_addr=s.frp_server_addr,
+                server_port=s.frp_server_port,
+                token=s.frp_token.get_secret_value() if s.frp_token else None,
+                public_host=s.frp_public_host,
+                subdomain_host=s.frp_subdomain_host,
+                vhost_http_port=s.frp_vhost_http_port,
+                protocol="http" if s.frp_subdomain_host else "tcp",
+            ),
+        )
+
+    async def publish_session(self, session: SessionOut) -> None:
+        """Only the session's owner (and admins) hear of it: it carries the IDE password."""
+        await self.broker.publish(
+            json.dumps(
+                {"audience": session.owner_id, "event": SessionEvent(session=session).model_dump(mode="json")}
+            )
+        )
+
+    async def publish_agent(self, agent: AgentOut) -> None:
+        await self.broker.publish(
+            json.dumps(
+                {"audience": AUDIENCE_EVERYONE, "event": AgentEvent(agent=agent).model_dump(mode="json")}
+            )
+        )

@@ -1,0 +1,50 @@
+"""Enforces every lifecycle deadline, so no session stays PENDING, STARTING or STOPPING forever,
+whatever crashed in between."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from sdd.protocol import SessionStatus
+from sdd.server.models import Agent, Session
+from sdd.server.services import sessions as session_service
+from sdd.server.services.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = [SessionStatus.PENDING.value, SessionStatus.STARTING.value, SessionStatus.STOPPING.value]
+
+
+async def enforce_deadlines(ctx: ServerContext) -> list[str]:
+    """Fail every session whose deadline has passed. Returns their ids."""
+    now = datetime.now(UTC)
+    async with ctx.db.read() as db:
+        rows = (
+            await db.execute(
+                select(Session.id, Session.status, Agent.name)
+                .join(Agent, Agent.id == Session.agent_id)
+                .where(Session.status.in_(TRANSIENT), Session.deadline_at < now)
+            )
+        ).all()
+    failed = []
+    for row in rows:
+        status = SessionStatus(row.status)
+        reason = ctx.deadlines.expiry_reason(status, row.name)
+        # only_if: the session may have moved on since the read; then its deadline is not ours.
+        if await session_service.fail_session(ctx, row.id, reason, actor="reconciler", only_if={status}):
+            log.warning("session %s failed: %s", row.id, reason)
+            failed.append(row.id)
+    return failed
+
+
+async def run_reconciler(ctx: ServerContext) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.reconcile_interval)
+        try:
+            await enforce_deadlines(ctx)
+        except Exception:
+            log.exception("enforcing session deadlines failed; will retry")
