@@ -13,7 +13,7 @@ from sdd.server.settings import Settings
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
-        app = create_app(Settings(data_dir=data_dir, secret_key="openapi-only"))
+        app = create_app(Settings(data_dir=data_dir, secret_key="openapi-document-only-not-a-real-key"))  # noqa: S106
         json.dump(app.openapi(), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
 

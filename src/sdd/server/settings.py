@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("SDD_SECRET_KEY must be at least 32 characters (use a random string)")
+        return value
+
     @model_validator(mode="after")
     def _check_port_range(self) -> Settings:
         if self.remote_port_min > self.remote_port_max:

@@ -57,12 +57,10 @@ async def session_views(db: AsyncSession, sessions: Sequence[Session]) -> list[S
     """Sessions with their agent's and owner's names, for their owner (or an admin)."""
     agent_ids = {s.agent_id for s in sessions}
     owner_ids = {s.owner_id for s in sessions}
-    agents = dict(
-        (await db.execute(select(Agent.id, Agent.name).where(Agent.id.in_(agent_ids)))).tuples().all()
-    )
-    owners = dict(
-        (await db.execute(select(User.id, User.username).where(User.id.in_(owner_ids)))).tuples().all()
-    )
+    agent_rows = await db.execute(select(Agent.id, Agent.name).where(Agent.id.in_(agent_ids)))
+    owner_rows = await db.execute(select(User.id, User.username).where(User.id.in_(owner_ids)))
+    agents = {agent_id: name for agent_id, name in agent_rows}
+    owners = {user_id: name for user_id, name in owner_rows}
     return [
         session_out(s, agents.get(s.agent_id, "?"), owners.get(s.owner_id, "?"), reveal_password=True)
         for s in sessions
@@ -75,4 +73,4 @@ async def live_session_counts(db: AsyncSession) -> dict[str, int]:
         .where(Session.status.in_([s.value for s in LIVE_SESSION_STATUSES]))
         .group_by(Session.agent_id)
     )
-    return dict(rows.tuples().all())
+    return {agent_id: count for agent_id, count in rows}

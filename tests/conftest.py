@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import ADMIN_PASSWORD, AgentProcess, Api, ServerProcess
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(name: str = "server", **env: str) -> ServerProcess:
+        process = ServerProcess(tmp_path / name, env=env).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    return server_factory()
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> Api:
+    return Api(server.url)
+
+
+@pytest.fixture
+def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def start(server: ServerProcess, token: str | None, name: str = "agent") -> AgentProcess:
+        process = AgentProcess(server.url, tmp_path / f"agent-{name}", token, name).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+# -- in-process app, for API behaviour that needs no other process ---------------------------
+
+
+@pytest.fixture
+async def app_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    import os
+
+    from sdd.server.app import create_app
+    from sdd.server.settings import Settings
+
+    url = os.environ.get("SDD_TEST_DATABASE_URL")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+        secret_key="unit-tests-signing-key-of-32-chars+",  # type: ignore[arg-type]
+        database_url=url,
+        heartbeat_interval=0.5,
+    )
+    app = create_app(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        transport = httpx.ASGITransport(app=app)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://test")
+        )
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+async def login(
+    client: httpx.AsyncClient, username: str = "admin", password: str = ADMIN_PASSWORD
+) -> dict[str, str]:
+    response = await client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
