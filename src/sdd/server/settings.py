@@ -21,7 +21,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default_factory=default_data_dir,
-        description="Where the server keeps its SQLite database, its signing key and logs.",
+        description="Where the server keeps its SQLite database and signing key. "
+        "Default: ~/.local/share/sdd/server.",
     )
     database_url: str | None = Field(
         None,
@@ -155,3 +156,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table, for docs/configuration.md (a test keeps them equal)."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        if info.default_factory is not None:
+            default = "see meaning"
+        elif info.default is None:
+            default = "unset"
+        else:
+            default = f"`{info.default}`"
+        rows.append(f"| `SDD_{name.upper()}` | {default} | {info.description or ''} |")
+    return "\n".join(rows) + "\n"
