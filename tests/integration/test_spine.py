@@ -108,7 +108,7 @@ def test_stopping_the_agent_leaves_no_process_behind(
     children = agent.descendants()
     assert len(children) >= 2  # the tunnel client and the IDE
     agent.stop()
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
 
 
@@ -183,11 +183,18 @@ def test_an_agent_cannot_take_another_agents_tasks(server: ServerProcess, admin:
     assert other.poll() == []
     task = mine.poll()[0]
     assert other.client.post(f"/api/agent/tasks/{task['id']}/ack").status_code == 404
-    assert other.client.post(f"/api/agent/tasks/{task['id']}/result", json={"ok": True, "local_port": 1}).status_code == 404
+    assert (
+        other.client.post(
+            f"/api/agent/tasks/{task['id']}/result", json={"ok": True, "local_port": 1}
+        ).status_code
+        == 404
+    )
     assert admin.session(session["id"])["status"] == "PENDING"
 
 
-def test_a_session_whose_agent_never_answers_fails_by_its_deadline(server_factory: Callable[..., ServerProcess]) -> None:
+def test_a_session_whose_agent_never_answers_fails_by_its_deadline(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
     server = server_factory(SDD_PENDING_TIMEOUT="1.5")
     admin = Api(server.url)
     silent = FakeAgent(server.url, admin.enrollment_token(), "silent")
@@ -203,7 +210,10 @@ def test_bad_input_gets_the_documented_errors(server: ServerProcess, admin: Api)
         (admin.post("/api/sessions", json={"agent_id": "no-such-agent"}), 404),
         (admin.post("/api/sessions", json={"agent_id": 42}), 422),
         (admin.post("/api/sessions", json={"unexpected": 1}), 422),
-        (admin.post("/api/sessions", content=b"{not json", headers={"content-type": "application/json"}), 422),
+        (
+            admin.post("/api/sessions", content=b"{not json", headers={"content-type": "application/json"}),
+            422,
+        ),
         (admin.get("/api/sessions/nope"), 404),
         (admin.post("/api/sessions/nope/stop"), 404),
         (admin.post("/api/sessions", json={}), 503),  # no agent online
