@@ -144,13 +144,13 @@ class AgentProcess:
         ]
         if self.token:
             args += ["--enrollment-token", self.token]
-        log = (self.runtime_dir / "agent.log").open("ab")
+        log = (self.runtime_dir / "stdout.log").open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SDD_")}
         self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def log(self) -> str:
-        return (self.runtime_dir / "agent.log").read_text(errors="replace")[-5000:]
+        return (self.runtime_dir / "stdout.log").read_text(errors="replace")[-5000:]
 
     def descendants(self) -> list[psutil.Process]:
         """Every process this agent started, however deep."""

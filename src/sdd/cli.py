@@ -21,11 +21,18 @@ app = typer.Typer(
 )
 
 
-def _logging(level: str) -> None:
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def _logging(level: str, log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        from logging.handlers import RotatingFileHandler
+
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3))
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT, handlers=handlers
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -90,11 +97,11 @@ def agent(
     """Run an agent on this node: register, heartbeat, run sessions' IDEs and the tunnel."""
     from sdd.agent.main import Agent, AgentOptions, mock_frpc_command, mock_ide_command
 
-    _logging(log_level)
     if not server_url.startswith(("http://", "https://")):
         typer.echo(f"--server must be an http:// or https:// URL, got {server_url!r}", err=True)
         raise typer.Exit(2)
     runtime_dir = runtime_dir.expanduser().resolve()
+    _logging(log_level, runtime_dir / "agent.log")
     ide, frpc = _runtime_commands(mock)
     options = AgentOptions(
         server=server_url,
@@ -152,6 +159,61 @@ def up(
 
     _logging("info")
     raise typer.Exit(run_up(port=port, host=host, data_dir=data_dir.expanduser().resolve(), mock=mock))
+
+
+runtime_app = typer.Typer(
+    help="Install and inspect the real runtimes: frp and code-server.", no_args_is_help=True
+)
+app.add_typer(runtime_app, name="runtime")
+
+
+@runtime_app.command("install")
+def runtime_install(
+    components: Annotated[
+        list[str] | None, typer.Argument(help="frp, node and/or code-server (default: frp and code-server).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Reinstall even if the right version is there.")
+    ] = False,
+) -> None:
+    """Install frp 0.65.0 and code-server 4.139.1 (on Node 24) into the runtimes dir, idempotently."""
+    from rich.console import Console
+
+    from sdd.install import COMPONENTS, DEFAULT_COMPONENTS, InstallError, install
+
+    unknown = sorted(set(components or ()) - set(COMPONENTS))
+    if unknown:
+        typer.echo(
+            f"unknown component(s): {', '.join(unknown)}; choose from {', '.join(COMPONENTS)}", err=True
+        )
+        raise typer.Exit(2)
+    console = Console(stderr=True)
+    try:
+        install(components or DEFAULT_COMPONENTS, force=force, console=console)
+    except InstallError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        if exc.hint:
+            console.print(f"[yellow]hint:[/yellow] {exc.hint}")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("interrupted; nothing half-installed was left in place")
+        raise typer.Exit(130) from None
+
+
+@runtime_app.command("status")
+def runtime_status() -> None:
+    """Say which runtimes are installed, which versions, and where they come from."""
+    from rich.console import Console
+
+    from sdd.install import render_status, status
+
+    report = status()
+    render_status(report, Console())
+    # node matters only for our own code-server; one brought by the operator needs none of ours.
+    code_server = next((r for r in report if r.name == "code-server"), None)
+    needs_node = code_server is None or code_server.source == "sdd"
+    if not all(r.ok for r in report if r.name != "node" or needs_node):
+        raise typer.Exit(1)
 
 
 def main() -> None:
