@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sdd import __version__
+
+if TYPE_CHECKING:
+    from sdd.install import Runtime
 
 app = typer.Typer(
     help="SDD: self-hosted cloud development environments (VS Code in the browser, on your machines).",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+class Choice(enum.StrEnum):
+    auto = "auto"
+    mock = "mock"
+    real = "real"
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -91,41 +102,68 @@ def agent(
         ),
     ] = (Path.home() / ".local" / "share" / "sdd" / "agent"),
     name: Annotated[str | None, typer.Option(help="The agent's name (default: the host name).")] = None,
-    mock: Annotated[bool, typer.Option("--mock", help="Use mock_code_server and mock_frpc.")] = False,
+    mock: Annotated[
+        bool,
+        typer.Option("--mock", help="Use mock_code_server and mock_frpc (same as --ide mock --tunnel mock)."),
+    ] = False,
+    ide: Annotated[
+        Choice, typer.Option(help="code-server: real, mock, or auto (real if installed).")
+    ] = Choice.auto,
+    tunnel: Annotated[
+        Choice, typer.Option(help="frpc: real, mock, or auto (real if installed).")
+    ] = Choice.auto,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run an agent on this node: register, heartbeat, run sessions' IDEs and the tunnel."""
-    from sdd.agent.main import Agent, AgentOptions, mock_frpc_command, mock_ide_command
+    from sdd.agent.main import Agent, AgentOptions
 
     if not server_url.startswith(("http://", "https://")):
         typer.echo(f"--server must be an http:// or https:// URL, got {server_url!r}", err=True)
         raise typer.Exit(2)
     runtime_dir = runtime_dir.expanduser().resolve()
     _logging(log_level, runtime_dir / "agent.log")
-    ide, frpc = _runtime_commands(mock)
+    ide_argv, frpc_argv, runtimes = _runtime_commands(
+        Choice.mock if mock else ide, Choice.mock if mock else tunnel
+    )
+    logging.getLogger("sdd.agent").info("runtimes: %s", runtimes)
     options = AgentOptions(
         server=server_url,
         runtime_dir=runtime_dir,
         enrollment_token=enrollment_token,
-        ide_command=ide or mock_ide_command(),
-        frpc_command=frpc or mock_frpc_command(),
+        ide_command=ide_argv,
+        frpc_command=frpc_argv,
     )
     if name:
         options.name = name
     _run_until_signal(Agent(options))
 
 
-def _runtime_commands(mock: bool) -> tuple[list[str] | None, list[str] | None]:
-    """The real code-server and frpc if installed (and not --mock), else None for the mocks."""
-    if mock:
-        return None, None
-    try:
-        from sdd.install import find_code_server, find_frpc
-    except ImportError:
-        return None, None
-    ide = find_code_server()
-    frpc = find_frpc()
-    return (list(ide.argv) if ide else None, list(frpc.argv) if frpc else None)
+def _runtime_commands(ide: Choice, tunnel: Choice) -> tuple[list[str], list[str], str]:
+    """The IDE and tunnel commands to run, and a line saying which they are. `auto` takes the
+    real program when it is installed (or configured), else the mock."""
+    from sdd.agent.main import mock_frpc_command, mock_ide_command
+    from sdd.install import InstallError, find_code_server, find_frpc
+
+    def pick(
+        choice: Choice, find: Callable[[], Runtime | None], mock: list[str], what: str
+    ) -> tuple[list[str], str]:
+        if choice is Choice.mock:
+            return mock, f"mock {what}"
+        try:
+            found = find()
+        except InstallError as exc:
+            typer.echo(f"{exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), err=True)
+            raise typer.Exit(2) from exc
+        if found is not None:
+            return list(found.argv), f"{found.name} {found.version or ''} ({found.source})".replace("  ", " ")
+        if choice is Choice.real:
+            typer.echo(f"{what} is not installed: run `sdd runtime install` (or use --{what}=mock)", err=True)
+            raise typer.Exit(2)
+        return mock, f"mock {what} (the real one is not installed: `sdd runtime install`)"
+
+    ide_argv, ide_text = pick(ide, find_code_server, mock_ide_command(), "ide")
+    frpc_argv, frpc_text = pick(tunnel, find_frpc, mock_frpc_command(), "tunnel")
+    return ide_argv, frpc_argv, f"IDE: {ide_text}; tunnel: {frpc_text}"
 
 
 def _run_until_signal(agent_instance: object) -> None:

@@ -1,7 +1,9 @@
-"""`sdd up`: the server and a local agent on this machine, on the embedded defaults.
+"""`sdd up`: the server, a local frps (when real frp is installed) and a local agent on this
+machine, on the embedded defaults.
 
-Both run as child processes of this one; stopping `sdd up` (Ctrl-C or SIGTERM) stops both. The
-admin password is generated on first start and kept 0600 in the data dir, so it can be shown again.
+All run as child processes of this one; stopping `sdd up` (Ctrl-C or SIGTERM) stops them all. The
+admin password and the frps token are generated on first start and kept 0600 in the data dir, so
+they survive restarts and can be shown again.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,17 +20,31 @@ from pathlib import Path
 import httpx
 
 from sdd.agent.identity import write_private
+from sdd.install import find_code_server, find_frpc, find_frps
+from sdd.server.frps import FrpsOptions, FrpsProcess
 
 READY_TIMEOUT = 60.0
+PORT_MIN, PORT_MAX = 20000, 20999
 
 
-def _admin_password(data_dir: Path) -> str:
-    path = data_dir / "admin_password"
+def _kept_secret(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
-    password = secrets.token_urlsafe(15)
-    write_private(path, password)
-    return password
+    value = secrets.token_urlsafe(15)
+    write_private(path, value)
+    return value
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found: int = sock.getsockname()[1]
+            return found
+    raise SystemExit("no free port for frps")
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -73,16 +90,37 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 def run_up(*, port: int, host: str, data_dir: Path, mock: bool) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
-    password = _admin_password(data_dir)
+    password = _kept_secret(data_dir / "admin_password")
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{connect_host}:{port}"
-    env = os.environ | {
+    server_env = os.environ | {
         "SDD_DATA_DIR": str(data_dir / "server"),
         "SDD_ADMIN_PASSWORD": password,
         "SDD_PUBLIC_URL": os.environ.get("SDD_PUBLIC_URL", url),
     }
+    frps_program = None if mock else find_frps()
+    frps: FrpsProcess | None = None
+    if frps_program is not None:
+        options = FrpsOptions(
+            bind_addr="127.0.0.1",
+            bind_port=_free_port(7000),
+            token=_kept_secret(data_dir / "frps_token"),
+            port_min=PORT_MIN,
+            port_max=PORT_MAX,
+            # Session links are for this machine unless the server itself listens wider.
+            proxy_bind_addr=host if host not in ("127.0.0.1", "localhost") else "127.0.0.1",
+        )
+        frps = FrpsProcess(frps_program.argv, data_dir / "frps", options).start()
+        server_env |= {
+            "SDD_FRP_SERVER_ADDR": options.bind_addr,
+            "SDD_FRP_SERVER_PORT": str(options.bind_port),
+            "SDD_FRP_TOKEN": options.token or "",
+            "SDD_FRP_PUBLIC_HOST": connect_host,
+            "SDD_REMOTE_PORT_MIN": str(PORT_MIN),
+            "SDD_REMOTE_PORT_MAX": str(PORT_MAX),
+        }
     sdd = [sys.executable, "-m", "sdd.cli"]
-    server = subprocess.Popen([*sdd, "server", "--host", host, "--port", str(port)], env=env)
+    server = subprocess.Popen([*sdd, "server", "--host", host, "--port", str(port)], env=server_env)
     agent: subprocess.Popen[bytes] | None = None
     stopping = False
 
@@ -95,6 +133,8 @@ def run_up(*, port: int, host: str, data_dir: Path, mock: bool) -> int:
     try:
         _wait_ready(url, server)
         token = _enrollment_token(url, password)
+        ide = "mock" if mock or find_code_server() is None else "real"
+        tunnel = "real" if frps is not None and find_frpc() is not None else "mock"
         agent_cmd = [
             *sdd,
             "agent",
@@ -104,14 +144,17 @@ def run_up(*, port: int, host: str, data_dir: Path, mock: bool) -> int:
             str(data_dir / "agent"),
             "--name",
             "local",
+            "--ide",
+            ide,
+            "--tunnel",
+            tunnel,
         ]
-        if mock:
-            agent_cmd.append("--mock")
         agent_env = {k: v for k, v in os.environ.items() if not k.startswith("SDD_")}
         agent = subprocess.Popen([*agent_cmd, "--enrollment-token", token], env=agent_env)
-        runtimes = "mock IDE + mock tunnel" if mock or not _real_installed() else "code-server + frp"
+        ide_text = "code-server" if ide == "real" else "mock IDE (mock_code_server)"
+        tunnel_text = "frp (local frps)" if tunnel == "real" else "mock tunnel (mock_frpc)"
         print(
-            f"\n  SDD is up: {url}\n  Sign in as admin / {password}\n  Runtimes: {runtimes}\n"
+            f"\n  SDD is up: {url}\n  Sign in as admin / {password}\n  Runtimes: {ide_text} + {tunnel_text}\n"
             f"  Data: {data_dir}\n  Press Ctrl-C to stop.\n",
             flush=True,
         )
@@ -122,17 +165,16 @@ def run_up(*, port: int, host: str, data_dir: Path, mock: bool) -> int:
             if agent.poll() is not None:
                 print(f"the local agent exited with status {agent.returncode}", file=sys.stderr)
                 return 1
+            if frps is not None and frps.process is not None and frps.process.poll() is not None:
+                print(
+                    f"frps exited with status {frps.process.returncode}: {frps.log_tail()}", file=sys.stderr
+                )
+                return 1
             time.sleep(0.2)
         return 0
     finally:
         if agent is not None:
             _stop(agent)
         _stop(server)
-
-
-def _real_installed() -> bool:
-    try:
-        from sdd.install import find_code_server, find_frpc
-    except ImportError:
-        return False
-    return bool(find_code_server() and find_frpc())
+        if frps is not None:
+            frps.stop()

@@ -53,7 +53,14 @@ class CodeServerIde(IdeRuntime):
             (spec.session_dir / sub).mkdir(parents=True, exist_ok=True)
         # The password travels in the environment, never in a file or on the command line.
         (spec.session_dir / "config.yaml").write_text("auth: password\n")
-        env = clean_environment() | {"PASSWORD": spec.password}
+        # code-server keeps some state outside --user-data-dir (a heartbeat file, logs, a default
+        # config): give each session its own XDG homes so sessions never share or leak files.
+        env = clean_environment() | {
+            "PASSWORD": spec.password,
+            "XDG_DATA_HOME": str(spec.session_dir / "xdg-data"),
+            "XDG_CONFIG_HOME": str(spec.session_dir / "xdg-config"),
+            "XDG_CACHE_HOME": str(spec.session_dir / "xdg-cache"),
+        }
         self._port = spec.local_port
         self._process = SupervisedProcess(
             self.argv(spec),
