@@ -38,8 +38,15 @@ def admin(server: ServerProcess) -> Api:
 def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
-    def start(server: ServerProcess, token: str | None, name: str = "agent") -> AgentProcess:
-        process = AgentProcess(server.url, tmp_path / f"agent-{name}", token, name).start()
+    def start(
+        server: ServerProcess,
+        token: str | None,
+        name: str = "agent",
+        *,
+        ide: str = "mock",
+        tunnel: str = "mock",
+    ) -> AgentProcess:
+        process = AgentProcess(server.url, tmp_path / f"agent-{name}", token, name, ide, tunnel).start()
         started.append(process)
         return process
 

@@ -127,6 +127,8 @@ class AgentProcess:
     runtime_dir: Path
     token: str | None
     name: str = "agent"
+    ide: str = "mock"
+    tunnel: str = "mock"
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
@@ -140,7 +142,10 @@ class AgentProcess:
             str(self.runtime_dir),
             "--name",
             self.name,
-            "--mock",
+            "--ide",
+            self.ide,
+            "--tunnel",
+            self.tunnel,
         ]
         if self.token:
             args += ["--enrollment-token", self.token]
