@@ -36,3 +36,26 @@ install_runtimes() {
     step "Runtimes: frp and code-server (reused when present)"
     "$ROOT/.venv/bin/sdd" runtime install
 }
+
+# PostgreSQL and Redis on this machine, for the scale-out test pass. Started if they are stopped.
+ensure_services() {
+    step "PostgreSQL and Redis (for the scale-out tests)"
+    if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null; then
+        [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+            || fail "PostgreSQL and Redis are needed: apt-get install postgresql redis-server"
+        apt-get update -qq && apt-get install -y -qq postgresql redis-server >/dev/null
+    fi
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+    fi
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        mkdir -p /var/lib/redis /var/log/redis
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+            --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    fi
+    for _ in $(seq 50); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    fail "PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) did not come up"
+}

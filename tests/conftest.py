@@ -1,21 +1,43 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support import ADMIN_PASSWORD, AgentProcess, Api, ServerProcess
+from support import ADMIN_PASSWORD, AgentProcess, Api, ServerProcess, fresh_database
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def database_url() -> Iterator[str | None]:
+    """This test's database: a fresh PostgreSQL database when SDD_TEST_DATABASE_URL is set, else
+    None (each server keeps SQLite in its data dir)."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def shared_env(database_url: str | None) -> dict[str, str]:
+    """Settings every server of one test shares: its database and, when SDD_TEST_REDIS_URL is
+    set, Redis with channels of its own."""
+    env = {}
+    if database_url:
+        env["SDD_DATABASE_URL"] = database_url
+    redis_url = os.environ.get("SDD_TEST_REDIS_URL")
+    if redis_url:
+        env |= {"SDD_REDIS_URL": redis_url, "SDD_REDIS_PREFIX": f"sdd-test-{os.urandom(4).hex()}"}
+    return env
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, shared_env: dict[str, str]) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(name: str = "server", **env: str) -> ServerProcess:
-        process = ServerProcess(tmp_path / name, env=env).start()
+        process = ServerProcess(tmp_path / name, env=shared_env | env).start()
         started.append(process)
         return process
 
@@ -59,18 +81,17 @@ def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
 
 
 @pytest.fixture
-async def app_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    import os
-
+async def app_client(tmp_path: Path, shared_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     from sdd.server.app import create_app
     from sdd.server.settings import Settings
 
-    url = os.environ.get("SDD_TEST_DATABASE_URL")
     settings = Settings(
         data_dir=tmp_path / "data",
         admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
         secret_key="unit-tests-signing-key-of-32-chars+",  # type: ignore[arg-type]
-        database_url=url,
+        database_url=shared_env.get("SDD_DATABASE_URL"),
+        redis_url=shared_env.get("SDD_REDIS_URL"),
+        redis_prefix=shared_env.get("SDD_REDIS_PREFIX", "sdd"),
         heartbeat_interval=0.5,
     )
     app = create_app(settings)

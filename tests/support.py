@@ -36,6 +36,47 @@ FAST = {
 }
 
 
+def _admin_dsn(url: str) -> tuple[str, str]:
+    """(a plain asyncpg DSN to the server's admin database, the database name in `url`)."""
+    parsed = httpx.URL(url.replace("postgresql+asyncpg://", "http://"))
+    name = parsed.path.lstrip("/")
+    dsn = str(parsed.copy_with(path="/postgres")).replace("http://", "postgresql://")
+    return dsn, name
+
+
+def _postgres(url: str, statement: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        dsn, _ = _admin_dsn(url)
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str | None]:
+    """A new, empty PostgreSQL database for one test when SDD_TEST_DATABASE_URL names a PostgreSQL
+    server (dropped afterwards); None, meaning SQLite in the data dir, otherwise."""
+    base = os.environ.get("SDD_TEST_DATABASE_URL")
+    if not base or not base.startswith("postgresql"):
+        yield base
+        return
+    name = f"sdd_test_{os.urandom(6).hex()}"
+    _postgres(base, f'CREATE DATABASE "{name}"')
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        _postgres(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,9 +132,6 @@ class ServerProcess:
             }
             | self.env
         )
-        database = os.environ.get("SDD_TEST_DATABASE_URL")
-        if database and "SDD_DATABASE_URL" not in self.env:
-            env["SDD_DATABASE_URL"] = database
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(

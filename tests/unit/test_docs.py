@@ -15,8 +15,7 @@ def test_every_server_setting_is_documented_as_it_is() -> None:
     table = re.search(r"<!-- settings-table.*?-->\n(.*?)<!-- /settings-table -->", text, re.S)
     assert table is not None
     assert table.group(1) == settings_table(), (
-        "docs/configuration.md is out of date: paste in the output of "
-        "`python -c 'from sdd.server.settings import settings_table; print(settings_table())'`"
+        "docs/configuration.md is out of date: run scripts/update-config-doc"
     )
 
 

@@ -24,6 +24,7 @@ from sdd.server.services.context import ServerContext
 from sdd.server.services.errors import ServiceError
 from sdd.server.services.presence import run_flusher
 from sdd.server.services.reconciler import run_reconciler
+from sdd.server.services.redis_broker import RedisBroker
 from sdd.server.services.security import TokenSigner, load_or_create_secret_key
 from sdd.server.services.users import ensure_admin
 from sdd.server.services.views import agent_out
@@ -60,7 +61,9 @@ def build_context(settings: Settings) -> ServerContext:
     return ServerContext(
         settings=settings,
         db=Database(settings.effective_database_url),
-        broker=LocalBroker(),
+        broker=RedisBroker(settings.redis_url, settings.redis_prefix)
+        if settings.redis_url
+        else LocalBroker(),
         signer=TokenSigner(key, settings.token_ttl_seconds),
     )
 

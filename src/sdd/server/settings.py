@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         description="redis://host:port/0 to share wake-ups and live "
         "events between several server replicas. Default: in-process.",
     )
+    redis_prefix: str = Field(
+        "sdd",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Prefix of SDD's Redis channels, so several SDD installations can share one Redis.",
+    )
     admin_password: SecretStr | None = Field(
         None,
         description="Password of the `admin` user created "

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sdd.protocol import Task as TaskOut
 from sdd.protocol import TaskKind
-from sdd.server.models import Task
+from sdd.server.models import Session, Task
 from sdd.server.services.context import ServerContext
 
 QUEUED, LEASED, ACKED, DONE, CANCELLED = "QUEUED", "LEASED", "ACKED", "DONE", "CANCELLED"
@@ -96,10 +96,14 @@ async def poll(ctx: ServerContext, agent_id: str, wait: float) -> list[TaskOut]:
 
 
 async def load_for_agent(db: AsyncSession, agent_id: str, task_id: str) -> Task | None:
+    """The agent's task, with its session and then itself locked (always in that order, as every
+    writer does, so concurrent writers wait for each other instead of deadlocking)."""
     task = await db.get(Task, task_id)
     # Another agent's task is reported as missing: an agent learns nothing about others' work.
     if task is None or task.agent_id != agent_id:
         return None
+    await db.get(Session, task.session_id, with_for_update=True)
+    await db.refresh(task, with_for_update=True)
     return task
 
 

@@ -138,10 +138,10 @@ async def create_session(ctx: ServerContext, user: User, agent_id: str | None) -
     raise Unavailable("could not allocate a free tunnel port after several attempts; try again")
 
 
-async def load_visible(db: AsyncSession, user: User, session_id: str) -> Session:
+async def load_visible(db: AsyncSession, user: User, session_id: str, *, for_update: bool = False) -> Session:
     """A session its owner or an admin may see; anyone else gets the same 404 as for a missing one,
     so ids of other people's sessions cannot be probed."""
-    session = await db.get(Session, session_id)
+    session = await db.get(Session, session_id, with_for_update=for_update)
     if session is None or (session.owner_id != user.id and user.role != "admin"):
         raise NotFound(f"session {session_id!r} not found")
     return session
@@ -156,7 +156,7 @@ async def _view(db: AsyncSession, session: Session) -> SessionOut:
 async def stop_session(ctx: ServerContext, user: User, session_id: str) -> SessionOut:
     notify: str | None = None
     async with ctx.db.write() as db:
-        session = await load_visible(db, user, session_id)
+        session = await load_visible(db, user, session_id, for_update=True)
         status = S(session.status)
         now = _now()
         if status.is_final:
@@ -184,7 +184,7 @@ async def fail_session(
 ) -> SessionOut | None:
     """Move a live session to FAILED. Returns None if it was already final (or not in only_if)."""
     async with ctx.db.write() as db:
-        session = await db.get(Session, session_id)
+        session = await db.get(Session, session_id, with_for_update=True)
         if session is None:
             raise NotFound(f"session {session_id!r} not found")
         status = S(session.status)
@@ -202,7 +202,7 @@ async def on_task_acknowledged(ctx: ServerContext, db: AsyncSession, task: Task)
     """The agent has the start task: the session is STARTING."""
     if task.kind != TaskKind.START_CODE_SERVER.value:
         return None
-    session = await db.get(Session, task.session_id)
+    session = await db.get(Session, task.session_id, with_for_update=True)
     if session is None or session.status != S.PENDING.value:
         return None
     transition(session, S.STARTING, now=_now(), deadlines=ctx.deadlines)
@@ -221,7 +221,7 @@ async def on_task_result(
     ctx: ServerContext, db: AsyncSession, task: Task, ok: bool, error: str | None, local_port: int | None
 ) -> Session | None:
     """Apply a task's outcome to its session. Returns the session if it changed."""
-    session = await db.get(Session, task.session_id)
+    session = await db.get(Session, task.session_id, with_for_update=True)
     if session is None:
         return None
     status = S(session.status)

@@ -1,0 +1,94 @@
+"""The broker for several server replicas: wake-ups and live events through Redis pub/sub.
+
+Each replica subscribes to two channels and hands what arrives to its local waiters and event
+subscribers (the LocalBroker machinery). Redis carries only "look again" and UI events; the
+database stays the source of truth, so a message lost while Redis is away delays a task until the
+agent's next poll, and never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as redis
+
+from sdd.server.services.broker import LocalBroker
+
+log = logging.getLogger(__name__)
+
+RECONNECT_CAP_SECONDS = 5.0
+
+
+class RedisBroker(LocalBroker):
+    def __init__(self, url: str, prefix: str = "sdd") -> None:
+        super().__init__()
+        self.url = url
+        self.wake_channel = f"{prefix}:wake"
+        self.events_channel = f"{prefix}:events"
+        self._redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        try:
+            await self._redis.ping()
+        except redis.RedisError as exc:
+            raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}; check SDD_REDIS_URL") from exc
+        self._reader = asyncio.create_task(self._read_forever())
+        # Start serving only once subscribed, so no wake-up sent to us after start() is missed.
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await super().close()
+        await self._redis.aclose()
+
+    async def _read_forever(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.wake_channel, self.events_channel)
+                    self._subscribed.set()
+                    delay = 0.1
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        if message["channel"] == self.wake_channel:
+                            self.wake_local(message["data"])
+                        else:
+                            self.deliver_local(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Redis subscription lost (%s); reconnecting in %.1f s", exc, delay)
+                # Waiters may have missed a wake-up meanwhile: let every poll look again.
+                self.wake_all_polls()
+                await asyncio.sleep(delay)
+                delay = min(RECONNECT_CAP_SECONDS, delay * 2)
+
+    def wake_all_polls(self) -> None:
+        for agent_id in list(self._waiters):
+            self.wake_local(agent_id)
+
+    async def notify_agent(self, agent_id: str) -> None:
+        # The agent's poll may be held by this replica: wake it without the round trip.
+        self.wake_local(agent_id)
+        try:
+            await self._redis.publish(self.wake_channel, agent_id)
+        except redis.RedisError as exc:
+            log.warning(
+                "could not publish a wake-up to Redis (%s); the agent's next poll will find the task", exc
+            )
+
+    async def publish(self, message: str) -> None:
+        try:
+            await self._redis.publish(self.events_channel, message)
+        except redis.RedisError as exc:
+            log.warning("could not publish an event to Redis (%s); delivering it on this replica only", exc)
+            self.deliver_local(message)
