@@ -66,6 +66,8 @@ describe("the web UI, against sdd up --mock", () => {
   let page;
   let sessionPassword;
   let sessionUrl;
+  /** What the page logged as an error or warning (Vue warns about misused components there). */
+  const problems = [];
 
   async function shot(name) {
     // No passing toast in the picture; let transitions and charts settle.
@@ -93,6 +95,9 @@ describe("the web UI, against sdd up --mock", () => {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, SDD_PUBLIC_URL: baseUrl },
     });
+    // If this process dies before `after` runs, take `sdd up` (and so its server and agent) along.
+    const child = sdd;
+    process.once("exit", () => child.exitCode === null && child.kill("SIGTERM"));
     sdd.stdout.on("data", (chunk) => (output += chunk));
     sdd.stderr.on("data", (chunk) => (output += chunk));
 
@@ -124,6 +129,10 @@ describe("the web UI, against sdd up --mock", () => {
     });
     context.setDefaultTimeout(30_000);
     page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (message) => {
+      if (["error", "warning"].includes(message.type())) problems.push(`${message.type()}: ${message.text()}`);
+    });
+    page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
   });
 
   after(async () => {
@@ -216,9 +225,15 @@ describe("the web UI, against sdd up --mock", () => {
     await ide.close();
   });
 
-  it("lists users and every session for an admin", async () => {
+  it("lets an admin create a user, and lists every session", async () => {
     await goTo("admin");
-    await page.getByTestId("users-table").getByText("admin", { exact: true }).waitFor();
+    const users = page.getByTestId("users-table");
+    await users.getByText("admin", { exact: true }).waitFor();
+    await page.getByTestId("create-user").click();
+    await page.getByTestId("new-username").fill("lin");
+    await page.getByTestId("new-password").fill("a-long-password");
+    await page.locator(".ant-modal-footer .ant-btn-primary").filter({ hasText: "Create" }).click();
+    await users.getByText("lin", { exact: true }).waitFor();
     await shot("admin");
     await page.getByTestId("tab-sessions").click();
     await page.locator('.ant-tabs-tabpane-active [data-testid="session-status"][data-status="ACTIVE"]').waitFor();
@@ -243,5 +258,20 @@ describe("the web UI, against sdd up --mock", () => {
     await page.getByTestId("metric-chart").waitFor({ timeout: LIVE_TIMEOUT });
     await page.waitForTimeout(4000);
     await shot("agents-zh");
+  });
+
+  it("logs no errors or warnings in the browser console", () => {
+    // The wrong password's 401 is the one expected failure.
+    const unexpected = problems.filter((p) => !/status of 401/.test(p));
+    assert.deepEqual(unexpected, []);
+  });
+
+  it("signs out from the user menu, back to the login page", async () => {
+    await page.getByTestId("user-menu").click();
+    await page.getByTestId("logout").click();
+    await page.waitForURL("**/login");
+    assert.equal(await page.evaluate(() => localStorage.getItem("sdd.token")), null);
+    await page.goto(`${baseUrl}/agents`);
+    await page.waitForURL("**/login?redirect=/agents");
   });
 });

@@ -486,3 +486,29 @@ async def test_admin_can_force_a_stuck_session_to_failed(app_client: httpx.Async
     )
     assert response.status_code == 200
     assert response.json()["status"] == "FAILED" and response.json()["status_reason"] == "stuck"
+
+
+async def test_metrics_are_for_admins_and_count_what_happens(app_client: httpx.AsyncClient) -> None:
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    bob = await make_user(app_client, admin, "bob")
+    assert (await app_client.get("/metrics")).status_code == 401
+    assert (await app_client.get("/metrics", headers=bob)).status_code == 403
+    session = (await app_client.post("/api/sessions", json={}, headers=admin)).json()
+    task = (await app_client.post("/api/agent/tasks/poll?wait=0", headers=agent)).json()["tasks"][0]
+    await app_client.post(f"/api/agent/tasks/{task['id']}/result", json={"ok": True, "local_port": 9}, headers=agent)
+    text = (await app_client.get("/metrics", headers=admin)).text
+    assert 'sdd_sessions{status="ACTIVE"} 1.0' in text
+    assert "sdd_agents_online 1.0" in text
+    assert 'sdd_task_dispatch_seconds_count{kind="start_code_server"} 1.0' in text
+    assert "sdd_session_start_seconds_count 1.0" in text
+    assert "sdd_heartbeats_total 1.0" in text
+    assert session["id"]
+
+
+async def test_a_scraper_reads_metrics_with_its_token(app_client: httpx.AsyncClient) -> None:
+    from pydantic import SecretStr
+
+    app_client.app.state.context.settings.metrics_token = SecretStr("scrape-token")  # type: ignore[attr-defined]
+    assert (await app_client.get("/metrics", headers={"Authorization": "Bearer scrape-token"})).status_code == 200
+    assert (await app_client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401

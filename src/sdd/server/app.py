@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sdd import __version__
 from sdd.protocol import ErrorOut
-from sdd.server.api import agent_api, agents, auth, events, sessions, users
+from sdd.server.api import agent_api, agents, auth, events, metrics, sessions, users
 from sdd.server.db import Database
 from sdd.server.models import Agent
 from sdd.server.services.broker import LocalBroker
@@ -128,6 +128,7 @@ def create_app(
         events.router,
     ):
         app.include_router(router, prefix="/api")
+    app.include_router(metrics.router)
 
     _install_error_handlers(app)
     _install_body_limit(app, settings.max_body_bytes)

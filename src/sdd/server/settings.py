@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         80, ge=1, le=65535, description="frps vhostHTTPPort, used in subdomain links."
     )
 
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token a Prometheus scraper sends to read /metrics. Unset: only admins "
+        "(with a login token) may read it.",
+    )
     max_sessions_per_user: int = Field(20, ge=1, description="Live sessions one user may hold at once.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
 

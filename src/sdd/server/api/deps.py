@@ -8,9 +8,9 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sdd.protocol import Role
-from sdd.server.models import Agent, User
+from sdd.server.models import User
 from sdd.server.services import agents as agent_service
-from sdd.server.services.context import ServerContext
+from sdd.server.services.context import AgentIdentity, ServerContext
 from sdd.server.services.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="A login token from POST /api/auth/login")
@@ -60,8 +60,8 @@ AdminUser = Annotated[User, Depends(get_admin)]
 async def get_current_agent(
     ctx: Ctx,
     authorization: Annotated[str | None, Header(description="Bearer <agent id>:<credential>")] = None,
-) -> Agent:
+) -> AgentIdentity:
     return await agent_service.authenticate(ctx, authorization)
 
 
-CurrentAgent = Annotated[Agent, Depends(get_current_agent)]
+CurrentAgent = Annotated[AgentIdentity, Depends(get_current_agent)]

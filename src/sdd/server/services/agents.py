@@ -4,6 +4,7 @@ reports running with what the server wants running."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from sdd.protocol import (
 )
 from sdd.server.models import Agent, AuditEvent, EnrollmentToken, Session, User, new_id
 from sdd.server.services import sessions as session_service
-from sdd.server.services.context import ServerContext
+from sdd.server.services.context import AgentIdentity, ServerContext
 from sdd.server.services.errors import Forbidden, NotFound, Unauthorized
 from sdd.server.services.security import (
     hash_secret,
@@ -123,31 +124,72 @@ async def register(ctx: ServerContext, request: AgentRegisterRequest) -> AgentRe
         agent.credential_hash = hash_secret(credential)
         agent.enrollment_token_id = token.id
         db.add(AuditEvent(actor=f"agent:{request.name}", action=action, target=agent.id))
+    ctx.agent_identities.pop(agent.id, None)
     log.info("agent %s (%s) registered as %s", request.name, request.hostname, agent.id)
     return AgentRegisterResponse(agent_id=agent.id, credential=credential, settings=ctx.agent_settings())
 
 
-async def authenticate(ctx: ServerContext, authorization: str | None) -> Agent:
-    """The agent behind an `Authorization: Bearer <agent id>:<credential>` header."""
+AUTH_CACHE_SECONDS = 30.0
+
+
+async def _load_identity(ctx: ServerContext, agent_id: str) -> AgentIdentity | None:
+    async with ctx.db.read() as db:
+        row = (
+            await db.execute(
+                select(Agent.id, Agent.name, Agent.credential_hash, Agent.revoked_at).where(
+                    Agent.id == agent_id
+                )
+            )
+        ).one_or_none()
+    if row is None:
+        ctx.agent_identities.pop(agent_id, None)
+        return None
+    identity = AgentIdentity(
+        row.id, row.name, row.credential_hash, row.revoked_at is not None, time.monotonic()
+    )
+    ctx.agent_identities[agent_id] = identity
+    return identity
+
+
+async def authenticate(ctx: ServerContext, authorization: str | None) -> AgentIdentity:
+    """The agent behind an `Authorization: Bearer <agent id>:<credential>` header.
+
+    Identities are cached for a short while, so heartbeats and polls do not read the database to
+    authenticate; a credential that does not match the cached one is checked against the database
+    before it is refused (it may have just been rotated on another replica)."""
     refused = Unauthorized("agent credential missing or invalid; register again with an enrollment token")
     if not authorization or not authorization.startswith("Bearer "):
         raise refused
     agent_id, _, credential = authorization.removeprefix("Bearer ").partition(":")
     if not agent_id or not credential or len(agent_id) > 64:
         raise refused
-    async with ctx.db.read() as db:
-        agent = await db.get(Agent, agent_id)
-    if agent is None or not secret_matches(credential, agent.credential_hash):
+    identity = ctx.agent_identities.get(agent_id)
+    fresh = identity is not None and time.monotonic() - identity.loaded_at < AUTH_CACHE_SECONDS
+    if identity is None or not fresh or not secret_matches(credential, identity.credential_hash):
+        identity = await _load_identity(ctx, agent_id)
+    if identity is None or not secret_matches(credential, identity.credential_hash):
         raise refused
-    if agent.revoked_at is not None:
+    if identity.revoked:
         raise Forbidden("this agent has been revoked by an admin")
-    return agent
+    return identity
 
 
-async def heartbeat(ctx: ServerContext, agent: Agent, beat: HeartbeatRequest) -> HeartbeatResponse:
-    first_beat = agent.id not in ctx.presence.beats
-    ctx.presence.record(agent.id, beat.metrics, len(beat.sessions), beat.version)
-    stop, lost = await _reconcile(ctx, agent, beat)
+RECONCILE_EVERY_BEATS = 6
+
+
+async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatRequest) -> HeartbeatResponse:
+    ctx.metrics.heartbeats.inc()
+    previous = ctx.presence.beats.get(agent.id)
+    reported = frozenset(s.session_id for s in beat.sessions)
+    current = ctx.presence.record(agent.id, beat.metrics, len(beat.sessions), beat.version, reported)
+    # Comparing with the database costs a query: do it when what the node runs has changed, and
+    # every few beats in any case (a change may have happened on the server's side).
+    changed = previous is None or previous.sessions != reported
+    if changed or previous is None or previous.beats_since_reconcile + 1 >= RECONCILE_EVERY_BEATS:
+        stop, lost = await _reconcile(ctx, agent, beat)
+    else:
+        current.beats_since_reconcile = previous.beats_since_reconcile + 1
+        stop, lost = [], []
     for session_id in lost:
         await session_service.fail_session(
             ctx,
@@ -156,12 +198,17 @@ async def heartbeat(ctx: ServerContext, agent: Agent, beat: HeartbeatRequest) ->
             actor=f"agent:{agent.name}",
             only_if={SessionStatus.ACTIVE},
         )
-    if first_beat:
-        await ctx.publish_agent(agent_out(agent, ctx.presence))
+    if previous is None:
+        async with ctx.db.read() as db:
+            row = await db.get(Agent, agent.id)
+        if row is not None:
+            await ctx.publish_agent(agent_out(row, ctx.presence))
     return HeartbeatResponse(settings=ctx.agent_settings(), stop_sessions=stop)
 
 
-async def _reconcile(ctx: ServerContext, agent: Agent, beat: HeartbeatRequest) -> tuple[list[str], list[str]]:
+async def _reconcile(
+    ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatRequest
+) -> tuple[list[str], list[str]]:
     """Compare what the node runs with what the server wants.
 
     Returns (sessions the node must stop, ACTIVE sessions the node no longer runs)."""

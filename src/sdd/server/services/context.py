@@ -10,11 +10,23 @@ from sdd.protocol import AgentEvent, AgentOut, AgentSettings, FrpSettings, Sessi
 from sdd.server.db import Database
 from sdd.server.services.broker import LocalBroker
 from sdd.server.services.lifecycle import Deadlines
+from sdd.server.services.metrics import ServerMetrics
 from sdd.server.services.presence import PresenceTable
 from sdd.server.services.security import TokenSigner
 from sdd.server.settings import Settings
 
 AUDIENCE_EVERYONE = "*"
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """Who an authenticated agent is: what its requests need, cheap to keep in memory."""
+
+    id: str
+    name: str
+    credential_hash: str
+    revoked: bool
+    loaded_at: float
 
 
 @dataclass
@@ -25,6 +37,9 @@ class ServerContext:
     signer: TokenSigner
     presence: PresenceTable = field(init=False)
     shutting_down: asyncio.Event = field(init=False)
+    agent_identities: dict[str, AgentIdentity] = field(default_factory=dict)
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    """Authenticated agents, cached briefly (services/agents.py)."""
     deadlines: Deadlines = field(init=False)
 
     def __post_init__(self) -> None:

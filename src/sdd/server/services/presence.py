@@ -31,6 +31,8 @@ class Beat:
     metrics: Metrics
     running_sessions: int
     version: str
+    sessions: frozenset[str] = frozenset()
+    beats_since_reconcile: int = 0
     flushed: bool = False
 
 
@@ -41,8 +43,10 @@ class PresenceTable:
     # Agents seen ONLINE at the last sweep, to announce the moment one goes OFFLINE.
     _online: set[str] = field(default_factory=set)
 
-    def record(self, agent_id: str, metrics: Metrics, running_sessions: int, version: str) -> Beat:
-        beat = Beat(datetime.now(UTC), metrics, running_sessions, version)
+    def record(
+        self, agent_id: str, metrics: Metrics, running_sessions: int, version: str, sessions: frozenset[str]
+    ) -> Beat:
+        beat = Beat(datetime.now(UTC), metrics, running_sessions, version, sessions)
         self.beats[agent_id] = beat
         return beat
 

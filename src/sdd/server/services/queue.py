@@ -66,6 +66,8 @@ async def lease(ctx: ServerContext, agent_id: str) -> list[TaskOut]:
             task.state = LEASED
             task.lease_expires_at = expires
             task.delivery_count += 1
+            if task.delivery_count == 1:
+                ctx.metrics.observe_dispatch(task.kind, task.created_at, now)
             out.append(
                 TaskOut(
                     id=task.id,

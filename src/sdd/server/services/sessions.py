@@ -236,6 +236,7 @@ async def on_task_result(
             session.local_port = local_port
             session.url = session_url(ctx, session)
             transition(session, S.ACTIVE, now=now, deadlines=ctx.deadlines)
+            ctx.metrics.observe_start(session.created_at, now)
         else:
             transition(
                 session,
