@@ -17,10 +17,12 @@ import time
 
 import httpx
 
-from harness import run_on_cpu, servers, summary_ms
+from harness import histogram_summary, run_on_cpu, servers, summary_ms
 
 
-async def run(urls: list[str], token: str, admin: dict[str, str], count: int) -> list[float]:
+async def run(
+    urls: list[str], token: str, admin: dict[str, str], count: int
+) -> tuple[list[float], list[float]]:
     poll_url, create_url = urls[0], urls[-1]
     async with (
         httpx.AsyncClient(base_url=poll_url, timeout=60) as agent_http,
@@ -45,14 +47,17 @@ async def run(urls: list[str], token: str, admin: dict[str, str], count: int) ->
                     await asyncio.sleep(2)
 
         beating = asyncio.create_task(beat())
-        await asyncio.sleep(0.5)
-        latencies = []
+        # The creating replica must see the agent ONLINE (replicas share heartbeats via the database).
+        while not any(a["status"] == "ONLINE" for a in (await people.get("/api/agents")).json()):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        latencies, round_trips = [], []
         for _ in range(count):
             poll = asyncio.create_task(agent_http.post("/api/agent/tasks/poll?wait=20"))
             await asyncio.sleep(0.05)  # let the poll reach the server and wait there
             started = time.perf_counter()
             created = await people.post("/api/sessions", json={"agent_id": body["agent_id"]})
             created.raise_for_status()
+            round_trips.append(time.perf_counter() - started)
             tasks = (await poll).json()["tasks"]
             latencies.append(time.perf_counter() - started)
             for task in tasks:
@@ -60,7 +65,8 @@ async def run(urls: list[str], token: str, admin: dict[str, str], count: int) ->
                 await agent_http.post(
                     f"/api/agent/tasks/{task['id']}/result", json={"ok": False, "error": "bench"}
                 )
-        return latencies
+        beating.cancel()
+        return latencies, round_trips
 
 
 def main() -> None:
@@ -72,11 +78,17 @@ def main() -> None:
     run_on_cpu(1)
     with servers(args.backend, args.replicas) as started:
         token = started[0].enrollment_token()
-        latencies = asyncio.run(run([s.url for s in started], token, started[-1].admin_headers(), args.count))
+        latencies, round_trips = asyncio.run(
+            run([s.url for s in started], token, started[-1].admin_headers(), args.count)
+        )
+        metrics = httpx.get(f"{started[0].url}/metrics", headers=started[0].admin_headers()).text
     where = f"{args.backend}, {args.replicas} replica(s)" + (
         ", poll on A, create on B" if args.replicas > 1 else ""
     )
-    print(f"dispatch latency (create session → agent has the task) [{where}]: {summary_ms(latencies)}")
+    print(f"dispatch latency [{where}]")
+    print(f"  create session → agent has the task: {summary_ms(latencies)}")
+    print(f"  POST /api/sessions round trip:       {summary_ms(round_trips)}")
+    print(f"  server: task queued → leased:        {histogram_summary(metrics, 'sdd_task_dispatch_seconds')}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,24 @@ def summary_ms(values: Sequence[float]) -> str:
     )
 
 
+def histogram_summary(metrics_text: str, name: str) -> str:
+    """p50/p99 upper bounds read from a Prometheus histogram's buckets."""
+    buckets: list[tuple[float, float]] = []
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name}_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return "no observations"
+    total = buckets[-1][1]
+
+    def bound(q: float) -> str:
+        limit = next(b for b, count in buckets if count >= q * total)
+        return f"<= {limit * 1000:g} ms"
+
+    return f"n={int(total)} p50 {bound(0.5)} p99 {bound(0.99)}"
+
+
 def run_on_cpu(cpu: int) -> None:
     """Keep this (load-generating) process on one CPU, away from the server's."""
     if (os.cpu_count() or 1) > cpu:

@@ -59,3 +59,12 @@ ensure_services() {
     done
     fail "PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) did not come up"
 }
+
+# Debian's Chromium, for the browser end-to-end test (playwright-core drives it).
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] && return 0
+    step "Chromium (for the browser tests)"
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+        || fail "the browser tests need Chromium at /usr/bin/chromium: apt-get install chromium"
+    apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+}

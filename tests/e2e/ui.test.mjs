@@ -4,7 +4,7 @@
  * through its link with the session password, stop it; a wrong password shows the server's error.
  *
  * Run with `npm run e2e` in frontend/ (after `npm run build`), or `node --test tests/e2e/`.
- * Screenshots of each page go to docs/screenshots/.
+ * Screenshots of each page go to docs/screenshots/ (or $SDD_E2E_SCREENSHOTS).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -23,7 +23,8 @@ const { chromium } = createRequire(join(repo, "frontend", "package.json"))("play
 
 const SDD = resolve(here, "../../.venv/bin/sdd");
 const CHROMIUM = process.env.SDD_E2E_CHROMIUM ?? "/usr/bin/chromium";
-const SCREENSHOTS = join(repo, "docs", "screenshots");
+// The pictures in the docs; a test command that wants a clean tree can send them elsewhere.
+const SCREENSHOTS = process.env.SDD_E2E_SCREENSHOTS ?? join(repo, "docs", "screenshots");
 const DIST_INDEX = join(repo, "frontend", "dist", "index.html");
 const LIVE_TIMEOUT = 60_000;
 

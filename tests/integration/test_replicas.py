@@ -93,7 +93,11 @@ def test_live_events_reach_a_browser_on_another_replica(
 def test_ports_stay_distinct_when_replicas_allocate_at_once(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
-    limits = {"SDD_REMOTE_PORT_MIN": "24000", "SDD_REMOTE_PORT_MAX": "24029", "SDD_MAX_SESSIONS_PER_USER": "100"}
+    limits = {
+        "SDD_REMOTE_PORT_MIN": "24000",
+        "SDD_REMOTE_PORT_MAX": "24029",
+        "SDD_MAX_SESSIONS_PER_USER": "100",
+    }
     a, b = server_factory("a", **limits), server_factory("b", **limits)
     agent = FakeAgent(a.url, Api(a.url).enrollment_token())
     agent.heartbeat()

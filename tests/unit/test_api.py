@@ -496,7 +496,9 @@ async def test_metrics_are_for_admins_and_count_what_happens(app_client: httpx.A
     assert (await app_client.get("/metrics", headers=bob)).status_code == 403
     session = (await app_client.post("/api/sessions", json={}, headers=admin)).json()
     task = (await app_client.post("/api/agent/tasks/poll?wait=0", headers=agent)).json()["tasks"][0]
-    await app_client.post(f"/api/agent/tasks/{task['id']}/result", json={"ok": True, "local_port": 9}, headers=agent)
+    await app_client.post(
+        f"/api/agent/tasks/{task['id']}/result", json={"ok": True, "local_port": 9}, headers=agent
+    )
     text = (await app_client.get("/metrics", headers=admin)).text
     assert 'sdd_sessions{status="ACTIVE"} 1.0' in text
     assert "sdd_agents_online 1.0" in text
@@ -510,5 +512,19 @@ async def test_a_scraper_reads_metrics_with_its_token(app_client: httpx.AsyncCli
     from pydantic import SecretStr
 
     app_client.app.state.context.settings.metrics_token = SecretStr("scrape-token")  # type: ignore[attr-defined]
-    assert (await app_client.get("/metrics", headers={"Authorization": "Bearer scrape-token"})).status_code == 200
+    assert (
+        await app_client.get("/metrics", headers={"Authorization": "Bearer scrape-token"})
+    ).status_code == 200
     assert (await app_client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+
+
+async def test_an_oversized_chunked_body_is_a_413_too(app_client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(100):
+            yield b"x" * 4096
+
+    response = await app_client.post(
+        "/api/auth/login", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "over" in response.json()["detail"]

@@ -25,6 +25,7 @@ from sdd.agent.metrics import MetricsSampler
 from sdd.agent.runtime.base import RuntimeFailed
 from sdd.agent.runtime.code_server import CodeServerIde
 from sdd.agent.runtime.frpc import FrpcTunnel
+from sdd.agent.runtime.loopback import close_loopback_client
 from sdd.agent.sessions import SessionManager
 from sdd.protocol import (
     AgentRegisterRequest,
@@ -332,3 +333,4 @@ class Agent:
         if self.tunnel is not None:
             await self.tunnel.stop()
         await self.http.aclose()
+        await close_loopback_client()

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class SessionManager:
         async with self._locks[sid]:
             if sid in self.running:
                 return self.running[sid].local_port
+            began = time.perf_counter()
             last_error: RuntimeFailed | None = None
             for _attempt in range(PORT_ATTEMPTS):
                 ide = self.make_ide()
@@ -81,6 +83,7 @@ class SessionManager:
             else:
                 assert last_error is not None
                 raise last_error
+            ide_ready = time.perf_counter()
             try:
                 await self.tunnel.open(ProxySpec(sid, port, payload.remote_port, payload.subdomain))
             except BaseException:
@@ -88,7 +91,15 @@ class SessionManager:
                 raise
             self.running[sid] = RunningIde(sid, port, ide)
             self._save_state(sid, port, ide.pid)
-            log.info("session %s running on local port %s, remote port %s", sid, port, payload.remote_port)
+            log.info(
+                "session %s running on local port %s, remote port %s "
+                "(IDE ready in %.0f ms, tunnel in %.0f ms)",
+                sid,
+                port,
+                payload.remote_port,
+                (ide_ready - began) * 1000,
+                (time.perf_counter() - ide_ready) * 1000,
+            )
             return port
 
     async def stop(self, session_id: str) -> None:

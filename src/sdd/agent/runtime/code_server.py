@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import httpx
 
 from sdd.agent.runtime.base import IdeRuntime, IdeSpec, RuntimeFailed
+from sdd.agent.runtime.loopback import loopback_client
 from sdd.agent.runtime.process import SupervisedProcess
 
 HEALTH_POLL_SECONDS = 0.03
@@ -77,26 +78,25 @@ class CodeServerIde(IdeRuntime):
     async def _wait_ready(self) -> None:
         assert self._process is not None
         deadline = time.monotonic() + self.ready_timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                status = self._process.poll()
-                if status is not None:
-                    raise RuntimeFailed(
-                        f"the IDE exited with status {status} before answering; its last output:\n"
-                        f"{self._process.log_tail()}"
-                    )
-                if await self._answers(client):
-                    return
-                await asyncio.sleep(HEALTH_POLL_SECONDS)
+        while time.monotonic() < deadline:
+            status = self._process.poll()
+            if status is not None:
+                raise RuntimeFailed(
+                    f"the IDE exited with status {status} before answering; its last output:\n"
+                    f"{self._process.log_tail()}"
+                )
+            if await self._answers():
+                return
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
         tail = self._process.log_tail()
         await self.stop()
         raise RuntimeFailed(
             f"the IDE did not answer /healthz within {self.ready_timeout:g} s; its last output:\n{tail}"
         )
 
-    async def _answers(self, client: httpx.AsyncClient) -> bool:
+    async def _answers(self) -> bool:
         try:
-            response = await client.get(f"http://127.0.0.1:{self._port}/healthz")
+            response = await loopback_client().get(f"http://127.0.0.1:{self._port}/healthz", timeout=2.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
@@ -111,8 +111,7 @@ class CodeServerIde(IdeRuntime):
     async def health(self) -> bool:
         if self.poll() is not None or self._port is None:
             return False
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            return await self._answers(client)
+        return await self._answers()
 
     @property
     def pid(self) -> int | None:

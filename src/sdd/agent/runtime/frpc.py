@@ -22,6 +22,7 @@ import tomli_w
 
 from sdd.agent.runtime.base import ProxySpec, RuntimeFailed, TunnelRuntime
 from sdd.agent.runtime.code_server import clean_environment
+from sdd.agent.runtime.loopback import loopback_client
 from sdd.agent.runtime.process import SupervisedProcess
 from sdd.protocol import FrpSettings
 
@@ -174,8 +175,9 @@ class FrpcTunnel(TunnelRuntime):
     # -- admin API ------------------------------------------------------------------------
 
     async def _admin(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=5.0, auth=(ADMIN_USER, self._admin_password)) as client:
-            return await client.get(f"http://127.0.0.1:{self._admin_port}{path}")
+        return await loopback_client().get(
+            f"http://127.0.0.1:{self._admin_port}{path}", auth=(ADMIN_USER, self._admin_password)
+        )
 
     async def health(self) -> bool:
         try:

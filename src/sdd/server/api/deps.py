@@ -16,7 +16,9 @@ from sdd.server.services.errors import Forbidden, Unauthorized
 _bearer = HTTPBearer(auto_error=False, description="A login token from POST /api/auth/login")
 
 
-def get_context(request: Request) -> ServerContext:
+async def get_context(request: Request) -> ServerContext:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, a thread hop on
+    # every request for a dictionary lookup.
     context: ServerContext = request.app.state.context
     return context
 
