@@ -4,7 +4,7 @@ the UI sees it). p50/p95/p99 over N sessions, C at a time, with a real `sdd agen
     .venv/bin/python bench/session_start.py --backend sqlite                       # mock IDE + mock tunnel
     .venv/bin/python bench/session_start.py --backend postgres
     .venv/bin/python bench/session_start.py --tunnel real                          # real frps + frpc, mock IDE
-    .venv/bin/python bench/session_start.py --tunnel real --ide real --count 20    # real code-server too
+    .venv/bin/python bench/session_start.py --tunnel real --ide real --count 20   # real code-server
 
 With --ide real it also reports code-server's own boot (launch → /healthz answers), read from the
 IDE logs' timestamps, so the share of the start that is code-server's is visible.
@@ -181,8 +181,10 @@ def main() -> None:
         f"session start (POST → ACTIVE) [{args.backend}; IDE {args.ide}; tunnel {args.tunnel}; "
         f"{args.count} sessions, {args.concurrency} at a time]: {summary_ms(latencies)}"
     )
-    print(f"  CPU seconds spent: server {server_cpu:.2f}, agent + its IDEs and tunnel {agent_cpu:.2f} "
-          f"({os.cpu_count()} cores shared by all)")
+    print(
+        f"  CPU seconds spent: server {server_cpu:.2f}, agent + its IDEs and tunnel {agent_cpu:.2f} "
+        f"({os.cpu_count()} cores shared by all)"
+    )
     if boots:
         print(f"  of which code-server's own boot (launch → listening): {summary_ms(boots)}")
 

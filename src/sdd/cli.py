@@ -199,6 +199,29 @@ def up(
     raise typer.Exit(run_up(port=port, host=host, data_dir=data_dir.expanduser().resolve(), mock=mock))
 
 
+@app.command("frps-config")
+def frps_config_command(
+    bind_addr: Annotated[str, typer.Option(help="Address frps listens on.")] = "0.0.0.0",
+) -> None:
+    """Print a frps config (TOML) that matches this server's SDD_FRP_* and port-range settings."""
+    import tomli_w
+
+    from sdd.server.frps import FrpsOptions, frps_config
+    from sdd.server.settings import Settings
+
+    settings = Settings()
+    options = FrpsOptions(
+        bind_addr=bind_addr,
+        bind_port=settings.frp_server_port,
+        token=settings.frp_token.get_secret_value() if settings.frp_token else None,
+        port_min=settings.remote_port_min,
+        port_max=settings.remote_port_max,
+        subdomain_host=settings.frp_subdomain_host,
+        vhost_http_port=settings.frp_vhost_http_port,
+    )
+    typer.echo(tomli_w.dumps(frps_config(options)), nl=False)
+
+
 runtime_app = typer.Typer(
     help="Install and inspect the real runtimes: frp and code-server.", no_args_is_help=True
 )

@@ -133,7 +133,7 @@ def create_app(
 
     _install_error_handlers(app)
     _install_body_limit(app, settings.max_body_bytes)
-    _install_ui(app)
+    _install_ui(app, settings.ui_dir)
     return app
 
 
@@ -210,8 +210,9 @@ def _install_body_limit(app: FastAPI, limit: int) -> None:
     app.add_middleware(BodyLimit, limit=limit)
 
 
-def _install_ui(app: FastAPI) -> None:
-    ui = next((d for d in UI_DIRS if (d / "index.html").is_file()), None)
+def _install_ui(app: FastAPI, configured: Path | None) -> None:
+    candidates = (configured,) if configured else UI_DIRS
+    ui = next((d for d in candidates if (d / "index.html").is_file()), None)
 
     @app.get("/{path:path}", include_in_schema=False)
     async def spa(path: str) -> Response:

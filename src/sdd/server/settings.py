@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         "generated once and kept 0600 in <data_dir>/secret_key. "
         "Replicas must share it.",
     )
+    ui_dir: Path | None = Field(
+        None,
+        description="Folder of the built web UI (index.html and assets). Default: the UI bundled in "
+        "the package, else frontend/dist of a source checkout.",
+    )
     public_url: str | None = Field(
         None,
         description="The address people and agents use to reach the "
