@@ -119,11 +119,11 @@ def test_frpc_killed_mid_session_comes_back_and_the_link_works_again(
     admin.wait_agent_online()
     session = admin.post("/api/sessions", json={}).json()
     active = admin.wait_session(session["id"], "ACTIVE")
-    frpc = [p for p in agent.descendants() if p.name() == "frpc"]
+    frpc = [p for p in agent.descendants() if _name(p) == "frpc"]
     assert len(frpc) == 1
     frpc[0].send_signal(signal.SIGKILL)
     wait_for(
-        lambda: [p for p in agent.descendants() if p.name() == "frpc" and p.pid != frpc[0].pid],
+        lambda: [p for p in agent.descendants() if _name(p) == "frpc" and p.pid != frpc[0].pid],
         15,
         what="a new frpc",
     )
@@ -163,6 +163,13 @@ def test_real_code_server_through_real_frp(
     assert not (agent.runtime_dir / "frpc" / "proxies" / f"{session['id']}.toml").exists()
     with pytest.raises(httpx.HTTPError):
         fetch(active["url"], "/healthz")
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:  # it exited while we looked
+        return ""
 
 
 def _cmdline(process: psutil.Process) -> list[str]:
