@@ -17,6 +17,7 @@ import typer
 from sdd import __version__
 
 if TYPE_CHECKING:
+    from sdd.agent.main import Agent
     from sdd.install import Runtime
 
 app = typer.Typer(
@@ -166,11 +167,7 @@ def _runtime_commands(ide: Choice, tunnel: Choice) -> tuple[list[str], list[str]
     return ide_argv, frpc_argv, f"IDE: {ide_text}; tunnel: {frpc_text}"
 
 
-def _run_until_signal(agent_instance: object) -> None:
-    from sdd.agent.main import Agent
-
-    assert isinstance(agent_instance, Agent)
-
+def _run_until_signal(agent_instance: Agent) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -179,6 +176,9 @@ def _run_until_signal(agent_instance: object) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    if agent_instance.revoked:
+        typer.echo("this agent was revoked by an admin; it has stopped its sessions and exits", err=True)
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -202,6 +202,13 @@ def up(
 @app.command("frps-config")
 def frps_config_command(
     bind_addr: Annotated[str, typer.Option(help="Address frps listens on.")] = "0.0.0.0",
+    plugin_addr: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port where frps reaches the SDD server; with SDD_FRP_PLUGIN_SECRET set, frps "
+            "asks the server before admitting a frpc or opening a proxy."
+        ),
+    ] = None,
 ) -> None:
     """Print a frps config (TOML) that matches this server's SDD_FRP_* and port-range settings."""
     import tomli_w
@@ -218,7 +225,12 @@ def frps_config_command(
         port_max=settings.remote_port_max,
         subdomain_host=settings.frp_subdomain_host,
         vhost_http_port=settings.frp_vhost_http_port,
+        plugin_addr=plugin_addr,
+        plugin_secret=settings.frp_plugin_secret.get_secret_value() if settings.frp_plugin_secret else None,
     )
+    if plugin_addr and options.plugin_secret is None:
+        typer.echo("--plugin-addr needs SDD_FRP_PLUGIN_SECRET (the same as the server's)", err=True)
+        raise typer.Exit(2)
     typer.echo(tomli_w.dumps(frps_config(options)), nl=False)
 
 

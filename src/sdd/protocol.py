@@ -270,6 +270,8 @@ class RunningSession(_Model):
     session_id: Annotated[str, Field(max_length=64)]
     local_port: Annotated[int, Field(ge=1, le=65535)]
     healthy: bool
+    exit_status: int | None = None
+    """Set when the IDE has exited (healthy is then false): reported once, then dropped."""
 
 
 class HeartbeatRequest(_Model):

@@ -109,12 +109,16 @@ def run_up(*, port: int, host: str, data_dir: Path, mock: bool) -> int:
             port_max=PORT_MAX,
             # Session links are for this machine unless the server itself listens wider.
             proxy_bind_addr=host if host not in ("127.0.0.1", "localhost") else "127.0.0.1",
+            # frps asks the server before admitting a frpc or opening a proxy.
+            plugin_addr=f"{connect_host}:{port}",
+            plugin_secret=_kept_secret(data_dir / "frp_plugin_secret"),
         )
         frps = FrpsProcess(frps_program.argv, data_dir / "frps", options).start()
         server_env |= {
             "SDD_FRP_SERVER_ADDR": options.bind_addr,
             "SDD_FRP_SERVER_PORT": str(options.bind_port),
             "SDD_FRP_TOKEN": options.token or "",
+            "SDD_FRP_PLUGIN_SECRET": options.plugin_secret or "",
             "SDD_FRP_PUBLIC_HOST": connect_host,
             "SDD_REMOTE_PORT_MIN": str(PORT_MIN),
             "SDD_REMOTE_PORT_MAX": str(PORT_MAX),

@@ -111,6 +111,7 @@ class Agent:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
+        self.revoked = False
 
     # -- talking to the server --------------------------------------------------------------
 
@@ -180,6 +181,11 @@ class Agent:
                 self._spawn(self.manager.stop(session_id))
         return reply
 
+    def _metadatas(self) -> dict[str, str]:
+        """frps's plugin hook asks the server who a frpc is: it carries the agent's credential."""
+        assert self.credential is not None
+        return {"agent_id": self.credential.agent_id, "credential": self.credential.secret}
+
     # -- loops ----------------------------------------------------------------------------
 
     async def _resilient(
@@ -197,10 +203,22 @@ class Agent:
                 self.identity.credential_path.unlink(missing_ok=True)
                 try:
                     await self.register()
+                    if self.tunnel is not None and self.settings is not None:
+                        await self.tunnel.apply_settings(self.settings.frp, self._metadatas())
                     continue
                 except (httpx.HTTPError, CredentialRejected) as exc:
                     log.warning("%s: registering again failed: %s", name, exc)
                     delay = backoff.next_delay()
+            except AgentRevoked as exc:
+                log.error(
+                    "this agent was revoked by an admin (%s); stopping. Enrol the node again with a "
+                    "new agent identity (delete %s) if it should serve sessions.",
+                    exc,
+                    self.runtime_dir,
+                )
+                self.revoked = True
+                self.stopping.set()
+                return
             except (httpx.HTTPError, ValueError) as exc:
                 delay = backoff.next_delay()
                 log.warning("%s: server unreachable or erring (%s); retrying in %.1f s", name, exc, delay)
@@ -299,7 +317,10 @@ class Agent:
         await self._register_until_done()
         assert self.settings is not None
         self.tunnel = FrpcTunnel(
-            self.options.frpc_command or mock_frpc_command(), self.runtime_dir / "frpc", self.settings.frp
+            self.options.frpc_command or mock_frpc_command(),
+            self.runtime_dir / "frpc",
+            self.settings.frp,
+            self._metadatas(),
         )
         self.manager = SessionManager(
             self.runtime_dir / "sessions",

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -21,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from sdd.agent.runtime.base import IdeRuntime, IdeSpec, ProxySpec, RuntimeFailed, TunnelRuntime
-from sdd.agent.runtime.process import group_alive, kill_group
+from sdd.agent.runtime.process import is_process_group_of, kill_group
 from sdd.protocol import RunningSession, StartCodeServerPayload
 
 log = logging.getLogger(__name__)
@@ -121,8 +118,13 @@ class SessionManager:
         then dropped (its tunnel closed): the server decides what becomes of the session."""
         out = []
         for sid, running in list(self.running.items()):
-            alive = running.ide.poll() is None
-            out.append(RunningSession(session_id=sid, local_port=running.local_port, healthy=alive))
+            status = running.ide.poll()
+            alive = status is None
+            out.append(
+                RunningSession(
+                    session_id=sid, local_port=running.local_port, healthy=alive, exit_status=status
+                )
+            )
             if not alive:
                 log.warning("the IDE of session %s exited with status %s", sid, running.ide.poll())
                 await self.stop(sid)
@@ -143,7 +145,7 @@ class SessionManager:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 state = json.loads(state_file.read_text())
                 pgid = state.get("pgid")
-                if isinstance(pgid, int) and _is_our_ide(pgid, str(state["session_id"])):
+                if isinstance(pgid, int) and is_process_group_of(pgid, str(state["session_id"])):
                     kill_group(pgid, signal.SIGKILL)
                 cleaned.append(str(state["session_id"]))
             state_file.unlink(missing_ok=True)
@@ -151,14 +153,3 @@ class SessionManager:
 
     def remove_session_files(self, session_id: str) -> None:
         shutil.rmtree(self.session_dir(session_id), ignore_errors=True)
-
-
-def _is_our_ide(pgid: int, session_id: str) -> bool:
-    """Whether a process group is still the IDE we started (a pid recorded before a reboot may
-    belong to anything now)."""
-    if pgid <= 1 or pgid == os.getpgid(0) or not group_alive(pgid):
-        return False
-    try:
-        return session_id in " ".join(psutil.Process(pgid).cmdline())
-    except psutil.Error:
-        return False

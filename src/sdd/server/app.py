@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdd import __version__
 from sdd.protocol import ErrorOut
-from sdd.server.api import agent_api, agents, auth, events, metrics, sessions, users
+from sdd.server.api import agent_api, agents, auth, events, frp_plugin, metrics, sessions, users
 from sdd.server.db import Database
 from sdd.server.models import Agent
 from sdd.server.services.broker import LocalBroker
@@ -70,10 +70,22 @@ def build_context(settings: Settings) -> ServerContext:
 
 
 async def _publish_agents(ctx: ServerContext, written: list[str], gone: list[str]) -> None:
-    async with ctx.db.read() as db:
-        rows = (await db.execute(select(Agent).where(Agent.id.in_(set(written) | set(gone))))).scalars().all()
-    for agent in rows:
-        await ctx.publish_agent(agent_out(agent, ctx.presence))
+    """Live metrics for the UI: skipped when no browser listens, and built from memory (the agent's
+    row is cached from its first heartbeat), so a fleet's beats cost no database reads."""
+    if not await ctx.broker.has_listeners():
+        return
+    wanted = set(written) | set(gone)
+    missing = wanted - ctx.agent_rows.keys()
+    if missing:
+        async with ctx.db.read() as db:
+            for agent in (await db.execute(select(Agent).where(Agent.id.in_(missing)))).scalars():
+                ctx.agent_rows[agent.id] = agent
+    for index, agent_id in enumerate(sorted(wanted)):
+        row = ctx.agent_rows.get(agent_id)
+        if row is not None:
+            await ctx.publish_agent(agent_out(row, ctx.presence))
+        if index % 200 == 199:
+            await asyncio.sleep(0)  # let requests in between
 
 
 def create_app(
@@ -130,6 +142,7 @@ def create_app(
     ):
         app.include_router(router, prefix="/api")
     app.include_router(metrics.router)
+    app.include_router(frp_plugin.router)
 
     _install_error_handlers(app)
     _install_body_limit(app, settings.max_body_bytes)

@@ -26,6 +26,9 @@ class FrpsOptions:
     """Where session ports listen (default: bind_addr)."""
     subdomain_host: str | None = None
     vhost_http_port: int | None = None
+    plugin_addr: str | None = None
+    """host:port where frps reaches the SDD server, for the server-plugin hook."""
+    plugin_secret: str | None = None
 
 
 def frps_config(options: FrpsOptions) -> dict[str, Any]:
@@ -42,6 +45,15 @@ def frps_config(options: FrpsOptions) -> dict[str, Any]:
     if options.subdomain_host:
         config["subDomainHost"] = options.subdomain_host
         config["vhostHTTPPort"] = options.vhost_http_port or 80
+    if options.plugin_addr and options.plugin_secret:
+        config["httpPlugins"] = [
+            {
+                "name": "sdd",
+                "addr": options.plugin_addr,
+                "path": f"/api/frp/plugin/{options.plugin_secret}",
+                "ops": ["Login", "NewProxy", "Ping"],
+            }
+        ]
     return config
 
 

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Host name or address of frps as people reach it: the host part of every session link.",
     )
+    frp_plugin_secret: SecretStr | None = Field(
+        None,
+        description="Secret in the path of the frps server-plugin hook (/api/frp/plugin/<secret>). "
+        "Set it, and point frps's httpPlugins at it (`sdd frps-config --plugin-addr`), so frps admits "
+        "only enrolled agents and only their sessions' ports.",
+    )
     frp_subdomain_host: str | None = Field(
         None,
         description="When set, sessions use http proxies at <subdomain>.<this host> instead of a tcp port.",

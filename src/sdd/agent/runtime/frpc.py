@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +25,7 @@ import tomli_w
 from sdd.agent.runtime.base import ProxySpec, RuntimeFailed, TunnelRuntime
 from sdd.agent.runtime.code_server import clean_environment
 from sdd.agent.runtime.loopback import loopback_client
-from sdd.agent.runtime.process import SupervisedProcess
+from sdd.agent.runtime.process import SupervisedProcess, is_process_group_of, kill_group
 from sdd.protocol import FrpSettings
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ class FrpcTunnel(TunnelRuntime):
 
     async def start(self) -> None:
         self.proxies_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
         self._admin_port = free_port()
         self._write_private(self.config_path, self._main_config())
         await self._launch()
@@ -126,6 +129,8 @@ class FrpcTunnel(TunnelRuntime):
             await self._process.start()
         except OSError as exc:
             raise RuntimeFailed(f"could not launch frpc ({self.command[0]}): {exc}") from exc
+        # Recorded so that after a crash of the agent the next run can stop this frpc.
+        self.state_path.write_text(json.dumps({"pgid": self._process.pid}))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -150,12 +155,15 @@ class FrpcTunnel(TunnelRuntime):
                 except RuntimeFailed as exc:
                     log.error("restarting frpc failed: %s", exc)
 
-    async def apply_settings(self, frp: FrpSettings) -> None:
-        """New frp settings from the server: rewrite the config and restart frpc."""
-        if frp == self.frp:
+    async def apply_settings(self, frp: FrpSettings, metadatas: dict[str, str] | None = None) -> None:
+        """New frp settings from the server (or a new credential): rewrite the config and restart
+        frpc."""
+        metadatas = self.metadatas if metadatas is None else metadatas
+        if frp == self.frp and metadatas == self.metadatas:
             return
         async with self._lock:
             self.frp = frp
+            self.metadatas = metadatas
             self._write_private(self.config_path, self._main_config())
             if self._process is not None:
                 await self._process.stop()
@@ -234,6 +242,21 @@ class FrpcTunnel(TunnelRuntime):
             path.unlink(missing_ok=True)
             with contextlib.suppress(RuntimeFailed):
                 await self._reload()
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "state.json"
+
+    def _stop_leftover(self) -> None:
+        """Stop the frpc a crashed earlier run left behind (it would hold the session ports)."""
+        try:
+            pgid = int(json.loads(self.state_path.read_text())["pgid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if is_process_group_of(pgid, str(self.config_path)):
+            log.warning("stopping the frpc (process group %s) left by an earlier run", pgid)
+            kill_group(pgid, signal.SIGKILL)
+        self.state_path.unlink(missing_ok=True)
 
     def open_sessions(self) -> list[str]:
         return sorted(p.stem for p in self.proxies_dir.glob("*.toml"))

@@ -98,3 +98,16 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def is_process_group_of(pgid: int, marker: str) -> bool:
+    """Whether a process group still runs what we started: its leader's command line holds
+    `marker`. A pid recorded before a reboot may belong to anything now."""
+    import psutil
+
+    if pgid <= 1 or pgid == os.getpgid(0) or not group_alive(pgid):
+        return False
+    try:
+        return marker in " ".join(psutil.Process(pgid).cmdline())
+    except psutil.Error:
+        return False

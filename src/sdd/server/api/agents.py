@@ -29,6 +29,13 @@ async def get_agent(ctx: Ctx, user: CurrentUser, agent_id: str) -> AgentOut:
     return agent_out(agent, ctx.presence)
 
 
+@router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_agent(ctx: Ctx, admin: AdminUser, agent_id: str) -> None:
+    """Revoke an agent: its credential stops working at once, its frpc can no longer log in to frps,
+    and its live sessions fail."""
+    await agent_service.revoke_agent(ctx, admin, agent_id)
+
+
 def _server_url(ctx: Ctx, request: Request) -> str:
     return (ctx.settings.public_url or str(request.base_url)).rstrip("/")
 

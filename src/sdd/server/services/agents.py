@@ -124,7 +124,7 @@ async def register(ctx: ServerContext, request: AgentRegisterRequest) -> AgentRe
         agent.credential_hash = hash_secret(credential)
         agent.enrollment_token_id = token.id
         db.add(AuditEvent(actor=f"agent:{request.name}", action=action, target=agent.id))
-    ctx.agent_identities.pop(agent.id, None)
+    await ctx.forget_agent(agent.id)
     log.info("agent %s (%s) registered as %s", request.name, request.hostname, agent.id)
     return AgentRegisterResponse(agent_id=agent.id, credential=credential, settings=ctx.agent_settings())
 
@@ -197,11 +197,26 @@ async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatReq
             f"the IDE is no longer running on agent {agent.name} (it exited, or the node restarted)",
             actor=f"agent:{agent.name}",
             only_if={SessionStatus.ACTIVE},
+            of_agent=agent.id,
         )
+    for running in beat.sessions:
+        if not running.healthy and running.exit_status is not None:
+            # The IDE died under a running session. Policy: report, do not restart (a restarted IDE
+            # would lose the person's unsaved state silently); they start a new session.
+            await session_service.fail_session(
+                ctx,
+                running.session_id,
+                f"the IDE exited with status {running.exit_status} on agent {agent.name}; "
+                "its log is in the agent's runtime dir (sessions/<id>/ide.log)",
+                actor=f"agent:{agent.name}",
+                only_if={SessionStatus.ACTIVE},
+                of_agent=agent.id,
+            )
     if previous is None:
         async with ctx.db.read() as db:
             row = await db.get(Agent, agent.id)
         if row is not None:
+            ctx.agent_rows[agent.id] = row
             await ctx.publish_agent(agent_out(row, ctx.presence))
     return HeartbeatResponse(settings=ctx.agent_settings(), stop_sessions=stop)
 
@@ -230,3 +245,32 @@ async def _reconcile(
         if row.status == SessionStatus.ACTIVE.value and row.id not in reported and row.updated_at < settle
     )
     return stop, lost
+
+
+async def revoke_agent(ctx: ServerContext, admin: User, agent_id: str) -> None:
+    """Revoke an agent: its credential stops working on every replica at once, frps turns its frpc
+    away, and its live sessions fail with the reason."""
+    async with ctx.db.write() as db:
+        agent = await db.get(Agent, agent_id, with_for_update=True)
+        if agent is None:
+            raise NotFound(f"agent {agent_id!r} not found")
+        if agent.revoked_at is not None:
+            return
+        agent.revoked_at = datetime.now(UTC)
+        db.add(AuditEvent(actor=admin.username, action="agent.revoke", target=agent.id, detail=agent.name))
+        live = (
+            (
+                await db.execute(
+                    select(Session.id).where(Session.agent_id == agent.id, Session.status.in_(LIVE))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        name = agent.name
+    await ctx.forget_agent(agent_id)
+    ctx.presence.forget(agent_id)
+    for session_id in live:
+        await session_service.fail_session(
+            ctx, session_id, f"agent {name} was revoked by {admin.username}", actor=admin.username
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 EVENT_QUEUE_SIZE = 1000
 SHUTDOWN = ""
@@ -23,6 +23,7 @@ class LocalBroker:
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._subscribers: set[asyncio.Queue[str]] = set()
+        self._control_handlers: list[Callable[[str], None]] = []
 
     async def start(self) -> None:
         return None
@@ -62,6 +63,18 @@ class LocalBroker:
         for waiter in self._waiters.get(agent_id, ()):
             waiter.set()
 
+    # -- control messages between replicas (e.g. "forget this agent's cached identity") -----
+
+    def on_control(self, handler: Callable[[str], None]) -> None:
+        self._control_handlers.append(handler)
+
+    async def publish_control(self, message: str) -> None:
+        self.deliver_control(message)
+
+    def deliver_control(self, message: str) -> None:
+        for handler in self._control_handlers:
+            handler(message)
+
     # -- live events ------------------------------------------------------------------------
 
     async def publish(self, message: str) -> None:
@@ -85,3 +98,7 @@ class LocalBroker:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    async def has_listeners(self) -> bool:
+        """Whether anyone would receive a live event (a browser on this, or another, replica)."""
+        return bool(self._subscribers)

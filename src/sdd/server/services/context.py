@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sdd.protocol import AgentEvent, AgentOut, AgentSettings, FrpSettings, SessionEvent, SessionOut
 from sdd.server.db import Database
+from sdd.server.models import Agent
 from sdd.server.services.broker import LocalBroker
 from sdd.server.services.lifecycle import Deadlines
 from sdd.server.services.metrics import ServerMetrics
@@ -16,6 +17,7 @@ from sdd.server.services.security import TokenSigner
 from sdd.server.settings import Settings
 
 AUDIENCE_EVERYONE = "*"
+FORGET_AGENT = "forget-agent"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class ServerContext:
     shutting_down: asyncio.Event = field(init=False)
     agent_identities: dict[str, AgentIdentity] = field(default_factory=dict)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    agent_rows: dict[str, Agent] = field(default_factory=dict)
+    """Agents' rows as of their first heartbeat here, for building live events without a read."""
     """Authenticated agents, cached briefly (services/agents.py)."""
     deadlines: Deadlines = field(init=False)
 
@@ -47,11 +51,22 @@ class ServerContext:
         # instead of holding the shutdown up until they time out.
         self.shutting_down = asyncio.Event()
         self.presence = PresenceTable(offline_timeout=self.settings.offline_timeout)
+        self.broker.on_control(self._on_control)
         self.deadlines = Deadlines(
             pending=self.settings.pending_timeout,
             starting=self.settings.start_timeout,
             stopping=self.settings.stop_timeout,
         )
+
+    def _on_control(self, message: str) -> None:
+        kind, _, value = message.partition(":")
+        if kind == FORGET_AGENT:
+            self.agent_identities.pop(value, None)
+            self.agent_rows.pop(value, None)
+
+    async def forget_agent(self, agent_id: str) -> None:
+        """Drop the cached identity of an agent on every replica (after a revoke or new credential)."""
+        await self.broker.publish_control(f"{FORGET_AGENT}:{agent_id}")
 
     def begin_shutdown(self) -> None:
         self.shutting_down.set()

@@ -22,6 +22,8 @@ from sdd.server.models import Agent
 
 log = logging.getLogger(__name__)
 
+FLUSH_CHUNK = 250
+
 OnFlushed = Callable[[list[str], list[str]], Awaitable[None]]
 
 
@@ -101,9 +103,13 @@ class PresenceTable:
                 version=bindparam("version"),
             )
         )
-        async with db.write() as session:
-            connection = await session.connection()
-            await connection.execute(statement, rows)
+        # In chunks, each its own short transaction, yielding between them: a large fleet's flush
+        # must not hold the event loop (or SQLite's writer lock) while heartbeats wait.
+        for start in range(0, len(rows), FLUSH_CHUNK):
+            async with db.write() as session:
+                connection = await session.connection()
+                await connection.execute(statement, rows[start : start + FLUSH_CHUNK])
+            await asyncio.sleep(0)
         for agent_id, beat in pending.items():
             if self.beats.get(agent_id) is beat:
                 beat.flushed = True

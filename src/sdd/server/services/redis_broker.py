@@ -27,6 +27,7 @@ class RedisBroker(LocalBroker):
         self.url = url
         self.wake_channel = f"{prefix}:wake"
         self.events_channel = f"{prefix}:events"
+        self.control_channel = f"{prefix}:control"
         self._redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -53,7 +54,7 @@ class RedisBroker(LocalBroker):
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.wake_channel, self.events_channel)
+                    await pubsub.subscribe(self.wake_channel, self.events_channel, self.control_channel)
                     self._subscribed.set()
                     delay = 0.1
                     async for message in pubsub.listen():
@@ -61,6 +62,8 @@ class RedisBroker(LocalBroker):
                             continue
                         if message["channel"] == self.wake_channel:
                             self.wake_local(message["data"])
+                        elif message["channel"] == self.control_channel:
+                            self.deliver_control(message["data"])
                         else:
                             self.deliver_local(message["data"])
             except asyncio.CancelledError:
@@ -84,6 +87,22 @@ class RedisBroker(LocalBroker):
         except redis.RedisError as exc:
             log.warning(
                 "could not publish a wake-up to Redis (%s); the agent's next poll will find the task", exc
+            )
+
+    async def has_listeners(self) -> bool:
+        # A browser may be listening on another replica, and this one cannot tell: always publish.
+        return True
+
+    async def publish_control(self, message: str) -> None:
+        # Applied here at once; the other replicas hear it through Redis (and so do we, harmlessly).
+        self.deliver_control(message)
+        try:
+            await self._redis.publish(self.control_channel, message)
+        except redis.RedisError as exc:
+            log.warning(
+                "could not publish a control message to Redis (%s); other replicas catch up when "
+                "their cached identities expire",
+                exc,
             )
 
     async def publish(self, message: str) -> None:

@@ -180,12 +180,21 @@ async def stop_session(ctx: ServerContext, user: User, session_id: str) -> Sessi
 
 
 async def fail_session(
-    ctx: ServerContext, session_id: str, reason: str, *, actor: str, only_if: set[SessionStatus] | None = None
+    ctx: ServerContext,
+    session_id: str,
+    reason: str,
+    *,
+    actor: str,
+    only_if: set[SessionStatus] | None = None,
+    of_agent: str | None = None,
 ) -> SessionOut | None:
-    """Move a live session to FAILED. Returns None if it was already final (or not in only_if)."""
+    """Move a live session to FAILED. Returns None if it was already final (or not in only_if, or
+    not on agent `of_agent` when that is given: an agent's word counts only for its own sessions)."""
     async with ctx.db.write() as db:
         session = await db.get(Session, session_id, with_for_update=True)
-        if session is None:
+        if session is None or (of_agent is not None and session.agent_id != of_agent):
+            if of_agent is not None:
+                return None
             raise NotFound(f"session {session_id!r} not found")
         status = S(session.status)
         if status.is_final or (only_if is not None and status not in only_if):
