@@ -457,6 +457,10 @@ async def test_an_active_session_the_node_no_longer_runs_fails_with_a_reason(
     ] == "ACTIVE"
     await asyncio.sleep(0.6)
     await app_client.post("/api/agent/heartbeat", json={"metrics": {}, "sessions": []}, headers=agent)
+    # The reconciler's sweep (one query for every agent) notices.
+    from sdd.server.services.agents import sweep_missing_sessions
+
+    assert await sweep_missing_sessions(app_client.app.state.context) == [session["id"]]  # type: ignore[attr-defined]
     failed = (await app_client.get(f"/api/sessions/{session['id']}", headers=admin)).json()
     assert failed["status"] == "FAILED" and "no longer running on agent box" in failed["status_reason"]
 
@@ -528,3 +532,16 @@ async def test_an_oversized_chunked_body_is_a_413_too(app_client: httpx.AsyncCli
     )
     assert response.status_code == 413
     assert "over" in response.json()["detail"]
+
+
+async def test_repeated_failed_logins_are_throttled_per_account(app_client: httpx.AsyncClient) -> None:
+    for _ in range(10):
+        wrong = await app_client.post("/api/auth/login", json={"username": "admin", "password": "nope"})
+        assert wrong.status_code == 401
+    throttled = await app_client.post("/api/auth/login", json={"username": "admin", "password": "nope"})
+    assert throttled.status_code == 429 and "try again in" in throttled.json()["detail"]
+    # Even the right password waits: the throttle is checked before the password.
+    right = await app_client.post(
+        "/api/auth/login", json={"username": "admin", "password": "admin-password-for-tests"}
+    )
+    assert right.status_code == 429

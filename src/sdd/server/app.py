@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -101,6 +102,8 @@ def create_app(
         if password is not None:
             (on_admin_password or _print_admin_password)(password)
         await ctx.broker.start()
+        # Everything made so far lives as long as the process: keep it out of the collector's scans.
+        gc.freeze()
         background = [
             asyncio.create_task(
                 run_flusher(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from types import FrameType
 
@@ -33,6 +34,10 @@ class SddServer(uvicorn.Server):
 
 
 def serve(settings: Settings, *, host: str, port: int, log_level: str) -> None:
+    # A server holding thousands of agents' connections keeps a large heap of long-lived objects;
+    # CPython's default thresholds then run full collections often, each a pause of hundreds of
+    # milliseconds in the middle of heartbeats. Collect young objects far less eagerly.
+    gc.set_threshold(50_000, 20, 100)
     application = create_app(settings)
     config = uvicorn.Config(
         application,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from sdd import __version__
 from sdd.protocol import (
@@ -30,8 +30,9 @@ async def info(ctx: Ctx) -> ServerInfo:
 
 
 @router.post("/auth/login")
-async def login(ctx: Ctx, body: LoginRequest) -> TokenResponse:
-    return await user_service.login(ctx, body.username, body.password)
+async def login(ctx: Ctx, body: LoginRequest, request: Request) -> TokenResponse:
+    address = request.client.host if request.client else ""
+    return await user_service.login(ctx, body.username, body.password, address)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -182,13 +182,16 @@ async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatReq
     previous = ctx.presence.beats.get(agent.id)
     reported = frozenset(s.session_id for s in beat.sessions)
     current = ctx.presence.record(agent.id, beat.metrics, len(beat.sessions), beat.version, reported)
-    # Comparing with the database costs a query: do it when what the node runs has changed, and
-    # every few beats in any case (a change may have happened on the server's side).
+    # Comparing with the database costs a query. A node running nothing has nothing to stop, and
+    # the ACTIVE sessions it no longer runs are found by the reconciler's sweep (one query for all
+    # agents): an idle agent's beat touches no database. A node running sessions is compared when
+    # what it runs changed, and every few beats in any case.
     changed = previous is None or previous.sessions != reported
-    if changed or previous is None or previous.beats_since_reconcile + 1 >= RECONCILE_EVERY_BEATS:
+    due = previous is None or previous.beats_since_reconcile + 1 >= RECONCILE_EVERY_BEATS
+    if reported and (changed or due):
         stop, lost = await _reconcile(ctx, agent, beat)
     else:
-        current.beats_since_reconcile = previous.beats_since_reconcile + 1
+        current.beats_since_reconcile = 0 if previous is None else previous.beats_since_reconcile + 1
         stop, lost = [], []
     for session_id in lost:
         await session_service.fail_session(
@@ -212,7 +215,7 @@ async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatReq
                 only_if={SessionStatus.ACTIVE},
                 of_agent=agent.id,
             )
-    if previous is None:
+    if previous is None and await ctx.broker.has_listeners():
         async with ctx.db.read() as db:
             row = await db.get(Agent, agent.id)
         if row is not None:
@@ -274,3 +277,34 @@ async def revoke_agent(ctx: ServerContext, admin: User, agent_id: str) -> None:
         await session_service.fail_session(
             ctx, session_id, f"agent {name} was revoked by {admin.username}", actor=admin.username
         )
+
+
+async def sweep_missing_sessions(ctx: ServerContext) -> list[str]:
+    """Fail ACTIVE sessions that their agent's latest heartbeat (to this replica) no longer lists:
+    one query for the whole fleet, instead of one per heartbeat."""
+    async with ctx.db.read() as db:
+        rows = (
+            await db.execute(
+                select(Session.id, Session.agent_id, Session.updated_at, Agent.name)
+                .join(Agent, Agent.id == Session.agent_id)
+                .where(Session.status == SessionStatus.ACTIVE.value)
+            )
+        ).all()
+    grace = timedelta(seconds=ctx.settings.heartbeat_interval)
+    failed = []
+    for row in rows:
+        beat = ctx.presence.beats.get(row.agent_id)
+        # Only a beat sent well after the session turned ACTIVE can say it is missing.
+        if beat is None or row.id in beat.sessions or beat.last_seen < row.updated_at + grace:
+            continue
+        done = await session_service.fail_session(
+            ctx,
+            row.id,
+            f"the IDE is no longer running on agent {row.name} (it exited, or the node restarted)",
+            actor=f"agent:{row.name}",
+            only_if={SessionStatus.ACTIVE},
+            of_agent=row.agent_id,
+        )
+        if done is not None:
+            failed.append(row.id)
+    return failed

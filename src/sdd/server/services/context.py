@@ -13,6 +13,7 @@ from sdd.server.services.broker import LocalBroker
 from sdd.server.services.lifecycle import Deadlines
 from sdd.server.services.metrics import ServerMetrics
 from sdd.server.services.presence import PresenceTable
+from sdd.server.services.ratelimit import LoginThrottle
 from sdd.server.services.security import TokenSigner
 from sdd.server.settings import Settings
 
@@ -41,6 +42,7 @@ class ServerContext:
     shutting_down: asyncio.Event = field(init=False)
     agent_identities: dict[str, AgentIdentity] = field(default_factory=dict)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     agent_rows: dict[str, Agent] = field(default_factory=dict)
     """Agents' rows as of their first heartbeat here, for building live events without a read."""
     """Authenticated agents, cached briefly (services/agents.py)."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from sdd.protocol import SessionStatus
 from sdd.server.models import Agent, Session
+from sdd.server.services import agents as agent_service
 from sdd.server.services import sessions as session_service
 from sdd.server.services.context import ServerContext
 
@@ -42,9 +44,13 @@ async def enforce_deadlines(ctx: ServerContext) -> list[str]:
 
 
 async def run_reconciler(ctx: ServerContext) -> None:
+    last_sweep = 0.0
     while True:
         await asyncio.sleep(ctx.settings.reconcile_interval)
         try:
             await enforce_deadlines(ctx)
+            if time.monotonic() - last_sweep >= ctx.settings.heartbeat_interval:
+                last_sweep = time.monotonic()
+                await agent_service.sweep_missing_sessions(ctx)
         except Exception:
-            log.exception("enforcing session deadlines failed; will retry")
+            log.exception("reconciling sessions failed; will retry")

@@ -46,13 +46,15 @@ async def ensure_admin(ctx: ServerContext) -> str | None:
     return None if configured else password
 
 
-async def login(ctx: ServerContext, username: str, password: str) -> TokenResponse:
+async def login(ctx: ServerContext, username: str, password: str, address: str = "") -> TokenResponse:
+    ctx.login_throttle.check(username, address)
     async with ctx.db.read() as db:
         user = await db.scalar(select(User).where(User.username == username))
     # verify_password runs the same argon2 work when the user does not exist: no enumeration by
     # message or by timing.
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
+        ctx.login_throttle.failed(username, address)
         async with ctx.db.write() as db:
             db.add(AuditEvent(actor=username[:64], action="auth.login_failed"))
         raise Unauthorized("wrong username or password")
