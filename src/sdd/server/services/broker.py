@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -24,6 +25,9 @@ class LocalBroker:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._control_handlers: list[Callable[[str], None]] = []
+        # Agents known to have no open task, and since when (see known_idle).
+        self._idle: dict[str, float] = {}
+        self._wakes: defaultdict[str, int] = defaultdict(int)
 
     async def start(self) -> None:
         return None
@@ -59,7 +63,36 @@ class LocalBroker:
     async def notify_agent(self, agent_id: str) -> None:
         self.wake_local(agent_id)
 
+    # How long "this agent has no task" may be believed without a look at the database. In one
+    # process every task is queued through this broker, so forever; replicas override it, since a
+    # wake-up lost with Redis must only delay a task, never lose it.
+    idle_hint_seconds: float | None = None
+
+    def wakes(self, agent_id: str) -> int:
+        """A counter of wake-ups: read it before looking at the database, pass it to mark_idle."""
+        return self._wakes.get(agent_id, 0)
+
+    def mark_idle(self, agent_id: str, wakes_before_look: int) -> None:
+        # A task queued while we looked woke the agent (and bumped the counter): then we know
+        # nothing, and must not believe the look.
+        if self._wakes.get(agent_id, 0) == wakes_before_look:
+            self._idle[agent_id] = time.monotonic()
+
+    def known_idle(self, agent_id: str) -> bool:
+        since = self._idle.get(agent_id)
+        if since is None:
+            return False
+        if self.idle_hint_seconds is not None and time.monotonic() - since > self.idle_hint_seconds:
+            del self._idle[agent_id]
+            return False
+        return True
+
+    def forget_idle(self) -> None:
+        self._idle.clear()
+
     def wake_local(self, agent_id: str) -> None:
+        self._idle.pop(agent_id, None)
+        self._wakes[agent_id] += 1
         for waiter in self._waiters.get(agent_id, ()):
             waiter.set()
 

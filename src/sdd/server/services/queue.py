@@ -50,9 +50,26 @@ def _deliverable(agent_id: str, now: datetime) -> Any:
 async def lease(ctx: ServerContext, agent_id: str) -> list[TaskOut]:
     """Hand out every task that is waiting for this agent (or whose lease ran out)."""
     now = datetime.now(UTC)
+    if ctx.broker.known_idle(agent_id):
+        return []
+    wakes = ctx.broker.wakes(agent_id)
     # A cheap read first: an idle agent's poll never takes the write path.
     async with ctx.db.read() as db:
-        waiting = await db.scalar(select(Task.id).where(_deliverable(agent_id, now)).limit(1))
+        open_state = await db.scalar(
+            select(Task.state)
+            .where(_deliverable(agent_id, now) | ((Task.agent_id == agent_id) & (Task.state == LEASED)))
+            .order_by(Task.state.desc())  # QUEUED before LEASED
+            .limit(1)
+        )
+        waiting = (
+            await db.scalar(select(Task.id).where(_deliverable(agent_id, now)).limit(1))
+            if open_state
+            else None
+        )
+    if open_state is None:
+        # Nothing queued and no lease that could run out: until a task is queued for this agent (which
+        # wakes it through the broker), its polls need not ask the database.
+        ctx.broker.mark_idle(agent_id, wakes)
     if waiting is None:
         return []
     async with ctx.db.write() as db:

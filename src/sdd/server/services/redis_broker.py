@@ -22,6 +22,8 @@ RECONNECT_CAP_SECONDS = 5.0
 
 
 class RedisBroker(LocalBroker):
+    idle_hint_seconds = 30.0
+
     def __init__(self, url: str, prefix: str = "sdd") -> None:
         super().__init__()
         self.url = url
@@ -76,6 +78,7 @@ class RedisBroker(LocalBroker):
                 delay = min(RECONNECT_CAP_SECONDS, delay * 2)
 
     def wake_all_polls(self) -> None:
+        self.forget_idle()
         for agent_id in list(self._waiters):
             self.wake_local(agent_id)
 
