@@ -4,6 +4,7 @@ reports running with what the server wants running."""
 from __future__ import annotations
 
 import logging
+import random
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -129,7 +130,10 @@ async def register(ctx: ServerContext, request: AgentRegisterRequest) -> AgentRe
     return AgentRegisterResponse(agent_id=agent.id, credential=credential, settings=ctx.agent_settings())
 
 
-AUTH_CACHE_SECONDS = 30.0
+# Revocation and new credentials clear the cache at once (a control message), so entries may live
+# long; each lives a random while, so a fleet that enrolled together does not expire together and
+# send a wave of reads.
+AUTH_CACHE_SECONDS = (300.0, 600.0)
 
 
 async def _load_identity(ctx: ServerContext, agent_id: str) -> AgentIdentity | None:
@@ -144,9 +148,8 @@ async def _load_identity(ctx: ServerContext, agent_id: str) -> AgentIdentity | N
     if row is None:
         ctx.agent_identities.pop(agent_id, None)
         return None
-    identity = AgentIdentity(
-        row.id, row.name, row.credential_hash, row.revoked_at is not None, time.monotonic()
-    )
+    expires_at = time.monotonic() + random.uniform(*AUTH_CACHE_SECONDS)  # noqa: S311 (spread, not a secret)
+    identity = AgentIdentity(row.id, row.name, row.credential_hash, row.revoked_at is not None, expires_at)
     ctx.agent_identities[agent_id] = identity
     return identity
 
@@ -164,7 +167,7 @@ async def authenticate(ctx: ServerContext, authorization: str | None) -> AgentId
     if not agent_id or not credential or len(agent_id) > 64:
         raise refused
     identity = ctx.agent_identities.get(agent_id)
-    fresh = identity is not None and time.monotonic() - identity.loaded_at < AUTH_CACHE_SECONDS
+    fresh = identity is not None and time.monotonic() < identity.expires_at
     if identity is None or not fresh or not secret_matches(credential, identity.credential_hash):
         identity = await _load_identity(ctx, agent_id)
     if identity is None or not secret_matches(credential, identity.credential_hash):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -76,13 +77,15 @@ class LocalBroker:
         # A task queued while we looked woke the agent (and bumped the counter): then we know
         # nothing, and must not believe the look.
         if self._wakes.get(agent_id, 0) == wakes_before_look:
-            self._idle[agent_id] = time.monotonic()
+            # Spread over a second hint-length, so a fleet's hints do not lapse in one wave.
+            spread = random.uniform(0, self.idle_hint_seconds or 0)  # noqa: S311 (spread, not a secret)
+            self._idle[agent_id] = time.monotonic() + spread
 
     def known_idle(self, agent_id: str) -> bool:
         since = self._idle.get(agent_id)
         if since is None:
             return False
-        if self.idle_hint_seconds is not None and time.monotonic() - since > self.idle_hint_seconds:
+        if self.idle_hint_seconds is not None and time.monotonic() > since + self.idle_hint_seconds:
             del self._idle[agent_id]
             return False
         return True

@@ -29,7 +29,8 @@ class AgentIdentity:
     name: str
     credential_hash: str
     revoked: bool
-    loaded_at: float
+    expires_at: float
+    """time.monotonic() after which the database is asked again."""
 
 
 @dataclass
