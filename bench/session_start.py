@@ -186,7 +186,8 @@ def main() -> None:
         f"({os.cpu_count()} cores shared by all)"
     )
     if boots:
-        print(f"  of which code-server's own boot (launch → listening): {summary_ms(boots)}")
+        print(f"  code-server's log, first line → listening (Node's start-up before its first line is "
+              f"not in it): {summary_ms(boots)}")
 
 
 if __name__ == "__main__":
