@@ -186,8 +186,10 @@ def main() -> None:
         f"({os.cpu_count()} cores shared by all)"
     )
     if boots:
-        print(f"  code-server's log, first line → listening (Node's start-up before its first line is "
-              f"not in it): {summary_ms(boots)}")
+        print(
+            f"  code-server's log, first line → listening (Node's start-up before its first line is "
+            f"not in it): {summary_ms(boots)}"
+        )
 
 
 if __name__ == "__main__":

@@ -212,6 +212,18 @@ class AgentProcess:
             self.process.wait()
 
 
+def session_processes(session_id: str) -> list[psutil.Process]:
+    """Every process on this machine whose command line names the session (its IDE, mostly)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if session_id in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
 class Api:
     """A signed-in person talking to a server."""
 

@@ -18,7 +18,7 @@ import tomli_w
 
 from sdd.install import find_frpc, find_frps
 from sdd.server.frps import FrpsOptions, FrpsProcess
-from support import AgentProcess, Api, ServerProcess, free_port, wait_for
+from support import AgentProcess, Api, ServerProcess, free_port, session_processes, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +27,10 @@ FRPS, FRPC = find_frps(), find_frpc()
 needs_frp = pytest.mark.skipif(FRPS is None or FRPC is None, reason="run `sdd runtime install` first")
 
 
-def session_processes(agent: AgentProcess, session_id: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if session_id in " ".join(process.cmdline()):
-                found.append(process)
-        except psutil.Error:
-            pass
-    return found
-
-
 def test_a_server_killed_while_sessions_start_converges_after_restart(
     server: ServerProcess, admin: Api, agent_factory: AgentFactory
 ) -> None:
-    agent = agent_factory(server, admin.enrollment_token(), "node")
+    agent_factory(server, admin.enrollment_token(), "node")
     admin.wait_agent_online()
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         ids = [r.json()["id"] for r in pool.map(lambda _: admin.post("/api/sessions", json={}), range(20))]
@@ -54,9 +43,7 @@ def test_a_server_killed_while_sessions_start_converges_after_restart(
         assert session["status"] == "ACTIVE" or session["status_reason"], session
     # No session ends with two IDEs, and every ACTIVE one has exactly one.
     for session in final:
-        ides = [
-            p for p in session_processes(agent, session["id"]) if "mock_code_server" in " ".join(p.cmdline())
-        ]
+        ides = [p for p in session_processes(session["id"]) if "mock_code_server" in " ".join(p.cmdline())]
         assert len(ides) == (1 if session["status"] == "ACTIVE" else 0), session
     assert sum(s["status"] == "ACTIVE" for s in final) >= 1
 
@@ -68,7 +55,7 @@ def test_a_killed_agent_stops_what_it_left_running_and_the_server_agrees(
     admin.wait_agent_online()
     ids = [admin.post("/api/sessions", json={}).json()["id"] for _ in range(2)]
     sessions = [admin.wait_session(i, "ACTIVE") for i in ids]
-    left = [p for i in ids for p in session_processes(first, i)] + [
+    left = [p for i in ids for p in session_processes(i)] + [
         p for p in first.descendants() if "mock_frpc" in " ".join(p.cmdline())
     ]
     assert len(left) >= 3
@@ -92,13 +79,11 @@ def test_a_killed_agent_stops_what_it_left_running_and_the_server_agrees(
 def test_an_ide_that_dies_under_a_session_is_reported_with_its_exit_status(
     server: ServerProcess, admin: Api, agent_factory: AgentFactory
 ) -> None:
-    agent = agent_factory(server, admin.enrollment_token(), "node")
+    agent_factory(server, admin.enrollment_token(), "node")
     admin.wait_agent_online()
     session = admin.post("/api/sessions", json={}).json()
     admin.wait_session(session["id"], "ACTIVE")
-    (ide,) = [
-        p for p in session_processes(agent, session["id"]) if "mock_code_server" in " ".join(p.cmdline())
-    ]
+    (ide,) = [p for p in session_processes(session["id"]) if "mock_code_server" in " ".join(p.cmdline())]
     ide.send_signal(signal.SIGKILL)
     failed = admin.wait_session(session["id"], "FAILED", timeout=10)
     assert "exited with status -9" in failed["status_reason"]

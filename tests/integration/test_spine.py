@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from support import AgentProcess, Api, FakeAgent, ServerProcess, wait_for
+from support import AgentProcess, Api, FakeAgent, ServerProcess, session_processes, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,21 +30,10 @@ def open_ide(url: str, password: str) -> str:
         return response.text
 
 
-def processes_of_session(agent: AgentProcess, session_id: str) -> list[psutil.Process]:
-    out = []
-    for process in agent.descendants():
-        try:
-            if session_id in " ".join(process.cmdline()):
-                out.append(process)
-        except psutil.Error:
-            pass
-    return out
-
-
 def test_a_person_starts_uses_and_stops_a_session(
     server: ServerProcess, admin: Api, agent_factory: AgentFactory
 ) -> None:
-    agent = agent_factory(server, admin.enrollment_token(), "node-1")
+    agent_factory(server, admin.enrollment_token(), "node-1")
     online = admin.wait_agent_online("node-1")
     assert online["cpu_percent"] >= 0 and online["memory_total"] > 0 and online["hostname"]
 
@@ -60,7 +49,7 @@ def test_a_person_starts_uses_and_stops_a_session(
         wrong = browser.post("/login", data={"password": "not-the-password"})
         assert wrong.status_code == 401
 
-    assert len(processes_of_session(agent, session["id"])) >= 1
+    assert len(session_processes(session["id"])) >= 1
     stop = admin.post(f"/api/sessions/{session['id']}/stop")
     assert stop.status_code == 202
     stopped = admin.wait_session(session["id"], "STOPPED", "FAILED")
@@ -68,7 +57,7 @@ def test_a_person_starts_uses_and_stops_a_session(
     # The tunnel is closed and the IDE is gone.
     with pytest.raises(httpx.ConnectError):
         httpx.get(session["url"], timeout=2)
-    wait_for(lambda: not processes_of_session(agent, session["id"]), 10, what="IDE processes to exit")
+    wait_for(lambda: not session_processes(session["id"]), 10, what="IDE processes to exit")
 
 
 def test_twenty_sessions_started_at_once_all_become_active_and_all_stop_cleanly(
