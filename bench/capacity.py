@@ -168,6 +168,17 @@ async def run(server: Server, levels: list[int], interval: float, window: float)
             f"RSS {row['server_rss_mb']:6.0f} MB  (load generator CPU {row['loadgen_cpu_pct']:5.1f}%)",
             flush=True,
         )
+        metrics = httpx.get(f"{server.url}/metrics", headers=server.admin_headers()).text
+        gc_lines = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(("sdd_gc_pause_seconds_sum", "sdd_gc_pause_seconds_count"))
+        ]
+        print(
+            "         garbage collection so far: "
+            + "; ".join(line.removeprefix("sdd_gc_pause_seconds_") for line in gc_lines),
+            flush=True,
+        )
         if row["p99_ms"] > 100 or stats.errors:
             break
     for task in tasks:

@@ -104,6 +104,7 @@ def create_app(
         await ctx.broker.start()
         # Everything made so far lives as long as the process: keep it out of the collector's scans.
         gc.freeze()
+        ctx.metrics.watch_gc()
         background = [
             asyncio.create_task(
                 run_flusher(
@@ -123,6 +124,7 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await ctx.presence.flush(ctx.db)
+            ctx.metrics.unwatch_gc()
             await ctx.broker.close()
             await ctx.db.dispose()
 

@@ -6,6 +6,8 @@ depth) are read from the database at scrape time, so every replica reports the s
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -40,6 +42,31 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+        self.gc_pause = Histogram(
+            "sdd_gc_pause_seconds",
+            "Garbage-collection pauses of this process, by generation",
+            ["generation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._gc_started = 0.0
+
+    def watch_gc(self) -> None:
+        """Time every garbage collection: a long one stops every request of the process."""
+        gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pause.labels(generation=str(info.get("generation", "?"))).observe(
+                time.perf_counter() - self._gc_started
+            )
 
     def observe_dispatch(self, kind: str, created_at: datetime, now: datetime) -> None:
         self.dispatch.labels(kind=kind).observe(max(0.0, (now - created_at).total_seconds()))
