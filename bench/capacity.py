@@ -129,6 +129,7 @@ async def register(server: Server, token: str, count: int) -> list[tuple[str, st
 async def run(server: Server, levels: list[int], interval: float, window: float) -> list[dict[str, float]]:
     url = httpx.URL(server.url)
     token = server.enrollment_token()
+    admin = server.admin_headers()
     server_process = psutil.Process(server.process.pid)
     me = psutil.Process()
     stats = Stats()
@@ -168,7 +169,8 @@ async def run(server: Server, levels: list[int], interval: float, window: float)
             f"RSS {row['server_rss_mb']:6.0f} MB  (load generator CPU {row['loadgen_cpu_pct']:5.1f}%)",
             flush=True,
         )
-        metrics = httpx.get(f"{server.url}/metrics", headers=server.admin_headers()).text
+        async with httpx.AsyncClient(headers=admin) as client:
+            metrics = (await client.get(f"{server.url}/metrics")).text
         gc_lines = [
             line
             for line in metrics.splitlines()
