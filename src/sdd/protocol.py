@@ -317,5 +317,14 @@ class TaskResult(_Model):
     local_port: Annotated[int | None, Field(ge=1, le=65535)] = None
 
 
+class AuditEventOut(_Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str
+
+
 class ErrorOut(_Out):
     detail: str

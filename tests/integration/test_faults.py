@@ -197,3 +197,44 @@ def test_frps_admits_only_enrolled_agents_and_only_their_sessions_ports(
         wait_for(lambda: "revoked" in (tmp_path / "rogue-26992.log").read_text(), 15, what="refusal")
     finally:
         again.kill()
+
+
+def test_no_secret_appears_in_any_log_file(
+    tmp_path: Path, server: ServerProcess, admin: Api, agent_factory: AgentFactory
+) -> None:
+    from support import ADMIN_PASSWORD
+
+    token = admin.enrollment_token()
+    agent = agent_factory(server, token, "node")
+    admin.wait_agent_online()
+    alice = admin.create_user("alice", "alice-password-123")
+    admin.client.post("/api/auth/login", json={"username": "alice", "password": "a-wrong-guess-123"})
+    sessions = [alice.post("/api/sessions", json={}).json() for _ in range(3)]
+    sessions = [alice.wait_session(s["id"], "ACTIVE") for s in sessions]
+    for s in sessions:
+        assert (
+            "Mock Code Server is running..."
+            in httpx.post(
+                f"{s['url']}login", data={"password": s["password"]}, follow_redirects=True, timeout=10
+            ).text
+        )
+    alice.post(f"/api/sessions/{sessions[0]['id']}/stop")
+    alice.wait_session(sessions[0]["id"], "STOPPED")
+    agent.stop()
+    server.stop()
+
+    credential = json.loads((agent.runtime_dir / "credential.json").read_text())["credential"]
+    secrets = {
+        "admin password": ADMIN_PASSWORD,
+        "user password": "alice-password-123",
+        "a wrong guess": "a-wrong-guess-123",
+        "enrollment token": token,
+        "agent credential": credential,
+        "login token": alice.client.headers["Authorization"].removeprefix("Bearer "),
+    } | {f"session password {i}": s["password"] for i, s in enumerate(sessions)}
+    logs = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".log"]
+    assert len(logs) >= 5, logs  # server, agent, frpc, and each IDE
+    for log in logs:
+        text = log.read_text(errors="replace")
+        for what, secret in secrets.items():
+            assert secret not in text, f"{what} appears in {log}"

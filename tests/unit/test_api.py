@@ -545,3 +545,28 @@ async def test_repeated_failed_logins_are_throttled_per_account(app_client: http
         "/api/auth/login", json={"username": "admin", "password": "admin-password-for-tests"}
     )
     assert right.status_code == 429
+
+
+async def test_the_audit_log_records_who_did_what_for_admins_only(app_client: httpx.AsyncClient) -> None:
+    admin = await login(app_client)
+    await enroll(app_client, admin, "box")
+    bob = await make_user(app_client, admin, "bob")
+    await app_client.post("/api/auth/login", json={"username": "bob", "password": "wrong-one"})
+    session = (await app_client.post("/api/sessions", json={}, headers=bob)).json()
+    await app_client.post(f"/api/sessions/{session['id']}/stop", headers=bob)
+    assert (await app_client.get("/api/audit", headers=bob)).status_code == 403
+    events = (await app_client.get("/api/audit?limit=50", headers=admin)).json()
+    seen = {(e["actor"], e["action"]) for e in events}
+    assert {
+        ("admin", "auth.login"),
+        ("admin", "user.create"),
+        ("bob", "auth.login_failed"),
+        ("bob", "session.start"),
+        ("bob", "session.stop"),
+        ("agent:box", "agent.register"),
+    } <= seen
+    stops = (await app_client.get("/api/audit?action=session.stop", headers=admin)).json()
+    assert [e["target"] for e in stops] == [session["id"]]
+    # No secret ever lands in the audit log.
+    text = str(events)
+    assert session["password"] not in text and "password-1" not in text

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdd import __version__
 from sdd.protocol import ErrorOut
-from sdd.server.api import agent_api, agents, auth, events, frp_plugin, metrics, sessions, users
+from sdd.server.api import agent_api, agents, audit, auth, events, frp_plugin, metrics, sessions, users
 from sdd.server.db import Database
 from sdd.server.models import Agent
 from sdd.server.services.broker import LocalBroker
@@ -144,6 +144,7 @@ def create_app(
         sessions.router,
         agent_api.router,
         events.router,
+        audit.router,
     ):
         app.include_router(router, prefix="/api")
     app.include_router(metrics.router)

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sdd.server.api.deps import Ctx, user_from_token
 from sdd.server.services.broker import SHUTDOWN
 from sdd.server.services.context import AUDIENCE_EVERYONE
+from sdd.server.services.errors import ServiceError
 
 router = APIRouter(tags=["events"])
 
@@ -33,7 +34,8 @@ async def events(ctx: Ctx, request: Request, token: str | None = None) -> Stream
     """Subscribe to live events. The login token comes in the Authorization header or, for
     EventSource (which cannot set headers), in the `token` query parameter."""
     header = request.headers.get("authorization", "")
-    user = await user_from_token(ctx, token or header.removeprefix("Bearer ").strip() or None)
+    presented = token or header.removeprefix("Bearer ").strip() or None
+    user = await user_from_token(ctx, presented)
     is_admin = user.role == "admin"
 
     async def stream() -> AsyncIterator[str]:
@@ -43,7 +45,12 @@ async def events(ctx: Ctx, request: Request, token: str | None = None) -> Stream
                 try:
                     message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
-                    if await request.is_disconnected():
+                    if await request.is_disconnected() or ctx.shutting_down.is_set():
+                        return
+                    # A logout, a disabled account or a new password ends the stream here too.
+                    try:
+                        await user_from_token(ctx, presented)
+                    except ServiceError:
                         return
                     yield ": keepalive\n\n"
                     continue
