@@ -37,6 +37,8 @@ class SessionStatus(enum.StrEnum):
     PENDING = "PENDING"
     STARTING = "STARTING"
     ACTIVE = "ACTIVE"
+    LOST = "LOST"
+    """Its agent is offline: the IDE may still run; ACTIVE again when the node reports it."""
     STOPPING = "STOPPING"
     STOPPED = "STOPPED"
     FAILED = "FAILED"
@@ -50,6 +52,7 @@ LIVE_SESSION_STATUSES = (
     SessionStatus.PENDING,
     SessionStatus.STARTING,
     SessionStatus.ACTIVE,
+    SessionStatus.LOST,
     SessionStatus.STOPPING,
 )
 

@@ -118,18 +118,26 @@ def test_a_restarted_agent_keeps_its_identity_without_a_token(
         again.stop()
 
 
-def test_an_agent_that_stops_beating_goes_offline_and_back_online(
+def test_an_agent_that_stops_beating_goes_offline_and_its_sessions_come_back_with_it(
     server: ServerProcess, admin: Api, agent_factory: AgentFactory
 ) -> None:
     agent = agent_factory(server, admin.enrollment_token(), "node-1")
     admin.wait_agent_online("node-1")
+    session = admin.post("/api/sessions", json={}).json()
+    active = admin.wait_session(session["id"], "ACTIVE")
     assert agent.process is not None
     agent.process.send_signal(signal.SIGSTOP)
     try:
         wait_for(lambda: admin.get("/api/agents").json()[0]["status"] == "OFFLINE", 15, what="OFFLINE")
+        lost = admin.wait_session(session["id"], "LOST", timeout=10)
+        assert "agent node-1 is offline" in lost["status_reason"]
+        assert lost["password"] == active["password"]  # still the owner's, still reserved
     finally:
         agent.process.send_signal(signal.SIGCONT)
     admin.wait_agent_online("node-1")
+    back = admin.wait_session(session["id"], "ACTIVE", timeout=15)
+    assert back["status_reason"] is None and back["url"] == active["url"]
+    assert "Mock Code Server is running..." in open_ide(back["url"], back["password"])
 
 
 def test_the_agent_rides_out_a_server_restart(

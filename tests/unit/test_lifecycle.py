@@ -74,3 +74,17 @@ def test_expiry_reasons_say_what_to_do() -> None:
     assert "sdd agent" in DEADLINES.expiry_reason(S.PENDING, "box")
     assert "agent's log" in DEADLINES.expiry_reason(S.STARTING, "box")
     assert "did not confirm the stop" in DEADLINES.expiry_reason(S.STOPPING, "box")
+
+
+def test_an_active_session_can_be_lost_and_come_back() -> None:
+    session = make(S.ACTIVE)
+    transition(session, S.LOST, now=NOW, deadlines=DEADLINES, reason="agent box is offline")
+    assert session.status_reason == "agent box is offline"
+    assert session.deadline_at == NOW + timedelta(seconds=DEADLINES.lost)
+    transition(session, S.ACTIVE, now=NOW, deadlines=DEADLINES)
+    assert session.status_reason is None and session.deadline_at is None
+
+
+@pytest.mark.parametrize("wanted", [S.STOPPING, S.FAILED])
+def test_a_lost_session_can_be_stopped_or_fail(wanted: S) -> None:
+    assert can_move(S.LOST, wanted)

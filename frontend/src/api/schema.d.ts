@@ -836,7 +836,7 @@ export interface components {
          * SessionStatus
          * @enum {string}
          */
-        SessionStatus: "PENDING" | "STARTING" | "ACTIVE" | "STOPPING" | "STOPPED" | "FAILED";
+        SessionStatus: "PENDING" | "STARTING" | "ACTIVE" | "LOST" | "STOPPING" | "STOPPED" | "FAILED";
         /** Task */
         Task: {
             /** Delivery */

@@ -23,4 +23,4 @@ export type UpdateUserRequest = Schemas["UpdateUserRequest"];
 export type LiveEvent = { type: "agent"; agent: AgentOut } | { type: "session"; session: SessionOut };
 
 /** Sessions that hold (or are about to hold) an IDE on an agent: they can be stopped. */
-export const LIVE_SESSION_STATUSES: readonly SessionStatus[] = ["PENDING", "STARTING", "ACTIVE", "STOPPING"];
+export const LIVE_SESSION_STATUSES: readonly SessionStatus[] = ["PENDING", "STARTING", "ACTIVE", "LOST", "STOPPING"];

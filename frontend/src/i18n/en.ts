@@ -138,6 +138,7 @@ export default {
       PENDING: "Pending",
       STARTING: "Starting",
       ACTIVE: "Active",
+      LOST: "Agent offline",
       STOPPING: "Stopping",
       STOPPED: "Stopped",
       FAILED: "Failed",

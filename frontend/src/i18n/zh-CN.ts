@@ -138,6 +138,7 @@ const zhCN: typeof en = {
       PENDING: "排队中",
       STARTING: "启动中",
       ACTIVE: "运行中",
+      LOST: "节点离线",
       STOPPING: "停止中",
       STOPPED: "已停止",
       FAILED: "失败",

@@ -1,5 +1,5 @@
 """Database tables. The schema itself is owned by the Alembic migrations in migrations/versions;
-these classes must match them (tests/unit/test_migrations.py checks)."""
+these classes must match them."""
 
 from __future__ import annotations
 

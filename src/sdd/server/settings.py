@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="Seconds a session may stay STOPPING before it "
         "FAILS with a reason saying the node did not confirm the stop.",
     )
+    lost_timeout: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a session may stay LOST (its agent offline) before it FAILS; it turns "
+        "ACTIVE again if the agent returns and still runs it.",
+    )
     reconcile_interval: float = Field(1.0, gt=0, description="How often deadlines are enforced.")
     presence_flush_interval: float = Field(
         2.0,

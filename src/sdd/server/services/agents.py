@@ -190,7 +190,11 @@ async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatReq
     # agents): an idle agent's beat touches no database. A node running sessions is compared when
     # what it runs changed, and every few beats in any case.
     changed = previous is None or previous.sessions != reported
-    due = previous is None or previous.beats_since_reconcile + 1 >= RECONCILE_EVERY_BEATS
+    # An agent back from being offline is compared at once: its LOST sessions may be ACTIVE again.
+    returning = previous is not None and (current.last_seen - previous.last_seen).total_seconds() > (
+        ctx.settings.offline_timeout
+    )
+    due = returning or previous is None or previous.beats_since_reconcile + 1 >= RECONCILE_EVERY_BEATS
     if reported and (changed or due):
         stop, lost = await _reconcile(ctx, agent, beat)
     else:
@@ -250,6 +254,9 @@ async def _reconcile(
         for row in rows
         if row.status == SessionStatus.ACTIVE.value and row.id not in reported and row.updated_at < settle
     )
+    back = [row.id for row in rows if row.status == SessionStatus.LOST.value and row.id in reported]
+    for session_id in back:
+        await session_service.mark_back(ctx, session_id, agent.id)
     return stop, lost
 
 
@@ -290,7 +297,7 @@ async def sweep_missing_sessions(ctx: ServerContext) -> list[str]:
             await db.execute(
                 select(Session.id, Session.agent_id, Session.updated_at, Agent.name)
                 .join(Agent, Agent.id == Session.agent_id)
-                .where(Session.status == SessionStatus.ACTIVE.value)
+                .where(Session.status.in_([SessionStatus.ACTIVE.value, SessionStatus.LOST.value]))
             )
         ).all()
     grace = timedelta(seconds=ctx.settings.heartbeat_interval)
@@ -305,9 +312,38 @@ async def sweep_missing_sessions(ctx: ServerContext) -> list[str]:
             row.id,
             f"the IDE is no longer running on agent {row.name} (it exited, or the node restarted)",
             actor=f"agent:{row.name}",
-            only_if={SessionStatus.ACTIVE},
+            only_if={SessionStatus.ACTIVE, SessionStatus.LOST},
             of_agent=row.agent_id,
         )
         if done is not None:
             failed.append(row.id)
     return failed
+
+
+async def mark_sessions_of_offline_agents(ctx: ServerContext) -> list[str]:
+    """ACTIVE sessions whose agent went OFFLINE become LOST (with the reason): the link will not
+    work until the node is back, and the person should see why."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=ctx.settings.offline_timeout)
+    async with ctx.db.read() as db:
+        rows = (
+            await db.execute(
+                select(Session.id, Agent.id.label("agent_id"), Agent.name, Agent.last_seen)
+                .join(Agent, Agent.id == Session.agent_id)
+                .where(Session.status == SessionStatus.ACTIVE.value)
+            )
+        ).all()
+    lost = []
+    for row in rows:
+        beat = ctx.presence.beats.get(row.agent_id)
+        last_seen = max(filter(None, (row.last_seen, beat.last_seen if beat else None)), default=None)
+        if last_seen is not None and last_seen >= cutoff:
+            continue
+        since = f"since {last_seen:%Y-%m-%d %H:%M:%S} UTC" if last_seen else "yet"
+        changed = await session_service.mark_lost(
+            ctx,
+            row.id,
+            f"agent {row.name} is offline (no heartbeat {since}); the session comes back when the node does",
+        )
+        if changed:
+            lost.append(row.id)
+    return lost

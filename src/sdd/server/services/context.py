@@ -59,6 +59,7 @@ class ServerContext:
             pending=self.settings.pending_timeout,
             starting=self.settings.start_timeout,
             stopping=self.settings.stop_timeout,
+            lost=self.settings.lost_timeout,
         )
 
     def _on_control(self, message: str) -> None:

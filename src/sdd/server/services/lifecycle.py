@@ -18,7 +18,8 @@ S = SessionStatus
 ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
     S.PENDING: frozenset({S.STARTING, S.STOPPING, S.STOPPED, S.FAILED}),
     S.STARTING: frozenset({S.ACTIVE, S.STOPPING, S.FAILED}),
-    S.ACTIVE: frozenset({S.STOPPING, S.FAILED}),
+    S.ACTIVE: frozenset({S.LOST, S.STOPPING, S.FAILED}),
+    S.LOST: frozenset({S.ACTIVE, S.STOPPING, S.FAILED}),
     S.STOPPING: frozenset({S.STOPPED, S.FAILED}),
     S.STOPPED: frozenset(),
     S.FAILED: frozenset(),
@@ -37,9 +38,15 @@ class Deadlines:
     pending: float
     starting: float
     stopping: float
+    lost: float = 3600.0
 
     def for_status(self, status: SessionStatus) -> float | None:
-        return {S.PENDING: self.pending, S.STARTING: self.starting, S.STOPPING: self.stopping}.get(status)
+        return {
+            S.PENDING: self.pending,
+            S.STARTING: self.starting,
+            S.STOPPING: self.stopping,
+            S.LOST: self.lost,
+        }.get(status)
 
     def expiry_reason(self, status: SessionStatus, agent_name: str) -> str:
         seconds = self.for_status(status)
@@ -52,6 +59,11 @@ class Deadlines:
             return (
                 f"the IDE did not become ready on agent {agent_name} within {seconds:g} s; "
                 "see the agent's log for the IDE's output"
+            )
+        if status is S.LOST:
+            return (
+                f"agent {agent_name} stayed offline for {seconds:g} s; the session is given up "
+                "(the node stops its IDE if it comes back)"
             )
         return (
             f"agent {agent_name} did not confirm the stop within {seconds:g} s; "
@@ -80,6 +92,8 @@ def transition(
     session.deadline_at = now + timedelta(seconds=seconds) if seconds is not None else None
     if wanted is S.FAILED:
         session.status_reason = reason or "failed"
+    elif wanted is S.ACTIVE and current is S.LOST:
+        session.status_reason = None
     elif reason is not None:
         session.status_reason = reason
     if wanted.is_final:

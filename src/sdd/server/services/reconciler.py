@@ -18,7 +18,12 @@ from sdd.server.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = [SessionStatus.PENDING.value, SessionStatus.STARTING.value, SessionStatus.STOPPING.value]
+TRANSIENT = [
+    SessionStatus.PENDING.value,
+    SessionStatus.STARTING.value,
+    SessionStatus.STOPPING.value,
+    SessionStatus.LOST.value,
+]
 
 
 async def enforce_deadlines(ctx: ServerContext) -> list[str]:
@@ -52,5 +57,6 @@ async def run_reconciler(ctx: ServerContext) -> None:
             if time.monotonic() - last_sweep >= ctx.settings.heartbeat_interval:
                 last_sweep = time.monotonic()
                 await agent_service.sweep_missing_sessions(ctx)
+                await agent_service.mark_sessions_of_offline_agents(ctx)
         except Exception:
             log.exception("reconciling sessions failed; will retry")

@@ -278,3 +278,27 @@ async def publish(ctx: ServerContext, session_ids: list[str]) -> None:
             session = await db.get(Session, session_id)
             if session is not None:
                 await ctx.publish_session(await _view(db, session))
+
+
+async def mark_lost(ctx: ServerContext, session_id: str, reason: str) -> bool:
+    async with ctx.db.write() as db:
+        session = await db.get(Session, session_id, with_for_update=True)
+        if session is None or session.status != S.ACTIVE.value:
+            return False
+        transition(session, S.LOST, now=_now(), deadlines=ctx.deadlines, reason=reason)
+        view = await _view(db, session)
+    await ctx.publish_session(view)
+    return True
+
+
+async def mark_back(ctx: ServerContext, session_id: str, agent_id: str) -> bool:
+    """The agent is back and still runs the session: ACTIVE again."""
+    async with ctx.db.write() as db:
+        session = await db.get(Session, session_id, with_for_update=True)
+        if session is None or session.status != S.LOST.value or session.agent_id != agent_id:
+            return False
+        transition(session, S.ACTIVE, now=_now(), deadlines=ctx.deadlines)
+        session.url = session_url(ctx, session)
+        view = await _view(db, session)
+    await ctx.publish_session(view)
+    return True

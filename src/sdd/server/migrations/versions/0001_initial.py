@@ -10,7 +10,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from sdd.server.models import LIVE_STATUSES_SQL, UTCDateTime
+from sdd.server.models import UTCDateTime
+
+# Frozen as this revision created it (0002 widens it); never derive a migration from live code.
+LIVE_STATUSES_SQL = "status IN ('PENDING', 'STARTING', 'ACTIVE', 'STOPPING')"
 
 revision = "0001"
 down_revision = None
