@@ -213,7 +213,7 @@ def test_bad_input_gets_the_documented_errors(server: ServerProcess, admin: Api)
         ),
         (admin.get("/api/sessions/nope"), 404),
         (admin.post("/api/sessions/nope/stop"), 404),
-        (admin.post("/api/sessions", json={}), 503),  # no agent online
+        (admin.post("/api/sessions", json={}), 409),  # no agent online
         (httpx.get(f"{server.url}/api/sessions"), 401),
         (admin.post("/api/auth/login", json={"username": "admin"}), 422),
     ]

@@ -225,10 +225,10 @@ async def test_agent_endpoints_refuse_a_bad_credential(app_client: httpx.AsyncCl
 # -- sessions -----------------------------------------------------------------------------
 
 
-async def test_no_online_agent_is_a_503_that_says_how_to_enrol(app_client: httpx.AsyncClient) -> None:
+async def test_no_online_agent_is_a_409_that_says_how_to_enrol(app_client: httpx.AsyncClient) -> None:
     admin = await login(app_client)
     response = await app_client.post("/api/sessions", json={}, headers=admin)
-    assert response.status_code == 503
+    assert response.status_code == 409
     assert "enrollment token" in response.json()["detail"]
 
 
@@ -303,14 +303,14 @@ async def test_a_user_may_hold_only_so_many_sessions(app_client: httpx.AsyncClie
     assert response.status_code == 429 and "stop one first" in response.json()["detail"]
 
 
-async def test_an_exhausted_port_range_is_a_503(app_client: httpx.AsyncClient) -> None:
+async def test_an_exhausted_port_range_is_a_409(app_client: httpx.AsyncClient) -> None:
     admin = await login(app_client)
     await enroll(app_client, admin)
     settings = app_client.app.state.context.settings  # type: ignore[attr-defined]
     settings.remote_port_min = settings.remote_port_max = 20500
     assert (await app_client.post("/api/sessions", json={}, headers=admin)).status_code == 201
     response = await app_client.post("/api/sessions", json={}, headers=admin)
-    assert response.status_code == 503 and "SDD_REMOTE_PORT" in response.json()["detail"]
+    assert response.status_code == 409 and "SDD_REMOTE_PORT" in response.json()["detail"]
 
 
 async def test_concurrent_creations_get_distinct_ports(app_client: httpx.AsyncClient) -> None:

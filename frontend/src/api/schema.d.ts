@@ -1010,15 +1010,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     register_api_agent_register_post: {
@@ -1108,15 +1099,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1221,15 +1203,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     acknowledge_api_agent_tasks__task_id__ack_post: {
@@ -1322,15 +1295,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1441,15 +1405,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     list_agents_api_agents_get: {
@@ -1535,15 +1490,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1645,15 +1591,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     revoke_agent_api_agents__agent_id__delete: {
@@ -1739,15 +1676,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1853,15 +1781,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     login_api_auth_login_post: {
@@ -1951,15 +1870,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2057,15 +1967,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     me_api_auth_me_get: {
@@ -2151,15 +2052,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2263,15 +2155,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     list_enrollment_tokens_api_enrollment_tokens_get: {
@@ -2357,15 +2240,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2469,15 +2343,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     revoke_enrollment_token_api_enrollment_tokens__token_id__delete: {
@@ -2565,15 +2430,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2675,15 +2531,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     health_api_health_get: {
@@ -2771,15 +2618,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2879,15 +2717,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     list_sessions_api_sessions_get: {
@@ -2975,15 +2804,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3087,15 +2907,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     get_session_api_sessions__session_id__get: {
@@ -3183,15 +2994,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3297,15 +3099,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     stop_session_api_sessions__session_id__stop_post: {
@@ -3393,15 +3186,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3501,15 +3285,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     create_user_api_users_post: {
@@ -3599,15 +3374,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3713,15 +3479,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
         };
     };
     metrics_metrics_get: {
@@ -3807,15 +3564,6 @@ export interface operations {
             };
             /** @description Too many */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description Unavailable */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };

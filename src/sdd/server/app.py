@@ -48,7 +48,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         413: "Body too large",
         422: "Invalid input",
         429: "Too many",
-        503: "Unavailable",
     }.items()
 }
 

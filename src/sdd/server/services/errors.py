@@ -34,7 +34,3 @@ class Conflict(ServiceError):
 
 class TooManyRequests(ServiceError):
     status_code = 429
-
-
-class Unavailable(ServiceError):
-    status_code = 503

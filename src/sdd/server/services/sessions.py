@@ -23,7 +23,7 @@ from sdd.protocol import (
 from sdd.server.models import Agent, AuditEvent, Session, Task, User, new_id
 from sdd.server.services import queue
 from sdd.server.services.context import ServerContext
-from sdd.server.services.errors import Conflict, NotFound, TooManyRequests, Unavailable
+from sdd.server.services.errors import Conflict, NotFound, TooManyRequests
 from sdd.server.services.lifecycle import transition
 from sdd.server.services.security import generate_password
 from sdd.server.services.views import agent_out, live_session_counts, session_out
@@ -56,7 +56,7 @@ async def _choose_agent(ctx: ServerContext, db: AsyncSession, agent_id: str | No
     agents = (await db.execute(select(Agent).where(Agent.revoked_at.is_(None)))).scalars().all()
     online = [a for a in agents if agent_out(a, ctx.presence).status is AgentStatus.ONLINE]
     if not online:
-        raise Unavailable(
+        raise Conflict(
             "no agent is online; enrol a node with an enrollment token (`sdd agent --server URL "
             "--enrollment-token TOKEN`) or start a stopped one"
         )
@@ -72,7 +72,7 @@ async def _free_port(ctx: ServerContext, db: AsyncSession) -> int:
     low, high = ctx.settings.remote_port_min, ctx.settings.remote_port_max
     free_count = high - low + 1 - len(used)
     if free_count <= 0:
-        raise Unavailable(
+        raise Conflict(
             f"every tunnel port in {low}-{high} is in use by a live session; stop a session or widen "
             "SDD_REMOTE_PORT_MIN/SDD_REMOTE_PORT_MAX"
         )
@@ -135,7 +135,7 @@ async def create_session(ctx: ServerContext, user: User, agent_id: str | None) -
         await ctx.broker.notify_agent(agent.id)
         await ctx.publish_session(view)
         return view
-    raise Unavailable("could not allocate a free tunnel port after several attempts; try again")
+    raise Conflict("could not allocate a free tunnel port after several attempts; try again")
 
 
 async def load_visible(db: AsyncSession, user: User, session_id: str, *, for_update: bool = False) -> Session:
