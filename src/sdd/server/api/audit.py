@@ -18,7 +18,7 @@ async def audit_log(
     admin: AdminUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="Only events with an id below this (paging).")
+        int | None, Query(ge=1, le=2**31 - 1, description="Only events with an id below this (paging).")
     ] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. session.stop, auth.login")] = None,
 ) -> list[AuditEventOut]:
