@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from typing import Any, TypeVar
 
 import httpx
 import psutil
+
+from sdd.up import stop_process
 
 T = TypeVar("T")
 
@@ -100,16 +101,6 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @dataclass
 class ServerProcess:
     data_dir: Path
@@ -151,7 +142,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -204,7 +195,7 @@ class AgentProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -78,7 +78,7 @@ def _enrollment_token(url: str, password: str) -> str:
     return str(token.json()["token"])
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -178,7 +178,7 @@ def run_up(*, port: int, host: str, data_dir: Path, mock: bool) -> int:
         return 0
     finally:
         if agent is not None:
-            _stop(agent)
-        _stop(server)
+            stop_process(agent)
+        stop_process(server)
         if frps is not None:
             frps.stop()

@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import shutil
 import signal
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,19 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdd.agent.runtime.base import IdeRuntime, IdeSpec, ProxySpec, RuntimeFailed, TunnelRuntime
-from sdd.agent.runtime.process import is_process_group_of, kill_group
+from sdd.agent.runtime.process import free_loopback_port, is_process_group_of, kill_group
 from sdd.protocol import RunningSession, StartCodeServerPayload
 
 log = logging.getLogger(__name__)
 
 PORT_ATTEMPTS = 3
-
-
-def pick_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -68,7 +59,7 @@ class SessionManager:
             last_error: RuntimeFailed | None = None
             for _attempt in range(PORT_ATTEMPTS):
                 ide = self.make_ide()
-                port = pick_local_port()
+                port = free_loopback_port()
                 try:
                     await ide.start(IdeSpec(sid, payload.password, port, directory))
                 except RuntimeFailed as exc:
@@ -150,6 +141,3 @@ class SessionManager:
                 cleaned.append(str(state["session_id"]))
             state_file.unlink(missing_ok=True)
         return cleaned
-
-    def remove_session_files(self, session_id: str) -> None:
-        shutil.rmtree(self.session_dir(session_id), ignore_errors=True)

@@ -25,7 +25,7 @@ import tomli_w
 from sdd.agent.runtime.base import ProxySpec, RuntimeFailed, TunnelRuntime
 from sdd.agent.runtime.code_server import clean_environment
 from sdd.agent.runtime.loopback import loopback_client
-from sdd.agent.runtime.process import SupervisedProcess, is_process_group_of, kill_group
+from sdd.agent.runtime.process import SupervisedProcess, free_loopback_port, is_process_group_of, kill_group
 from sdd.protocol import FrpSettings
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,6 @@ WATCHDOG_SECONDS = 1.0
 
 def proxy_name(session_id: str) -> str:
     return f"sdd-{session_id}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class FrpcTunnel(TunnelRuntime):
@@ -114,7 +105,7 @@ class FrpcTunnel(TunnelRuntime):
     async def start(self) -> None:
         self.proxies_dir.mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
-        self._admin_port = free_port()
+        self._admin_port = free_loopback_port()
         self._write_private(self.config_path, self._main_config())
         await self._launch()
         self._watchdog = asyncio.create_task(self._watch())
@@ -257,6 +248,3 @@ class FrpcTunnel(TunnelRuntime):
             log.warning("stopping the frpc (process group %s) left by an earlier run", pgid)
             kill_group(pgid, signal.SIGKILL)
         self.state_path.unlink(missing_ok=True)
-
-    def open_sessions(self) -> list[str]:
-        return sorted(p.stem for p in self.proxies_dir.glob("*.toml"))

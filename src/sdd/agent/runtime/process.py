@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -111,3 +112,11 @@ def is_process_group_of(pgid: int, marker: str) -> bool:
         return marker in " ".join(psutil.Process(pgid).cmdline())
     except psutil.Error:
         return False
+
+
+def free_loopback_port() -> int:
+    """A port free on 127.0.0.1 right now (another program may take it before we bind: callers retry)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -131,10 +131,6 @@ class LocalBroker:
         finally:
             self._subscribers.discard(queue)
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     async def has_listeners(self) -> bool:
         """Whether anyone would receive a live event (a browser on this, or another, replica)."""
         return bool(self._subscribers)

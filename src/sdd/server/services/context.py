@@ -44,6 +44,7 @@ class ServerContext:
     agent_identities: dict[str, AgentIdentity] = field(default_factory=dict)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    _agent_settings: AgentSettings | None = field(default=None, init=False, repr=False)
     agent_rows: dict[str, Agent] = field(default_factory=dict)
     """Agents' rows as of their first heartbeat here, for building live events without a read."""
     """Authenticated agents, cached briefly (services/agents.py)."""
@@ -77,6 +78,12 @@ class ServerContext:
         self.broker.wake_all()
 
     def agent_settings(self) -> AgentSettings:
+        """What every heartbeat hands back: built once, since settings do not change while running."""
+        if self._agent_settings is None:
+            self._agent_settings = self._build_agent_settings()
+        return self._agent_settings
+
+    def _build_agent_settings(self) -> AgentSettings:
         s = self.settings
         return AgentSettings(
             heartbeat_interval=s.heartbeat_interval,
