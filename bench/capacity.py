@@ -1,16 +1,27 @@
 """Capacity: N simulated agents against one server process, each heartbeating on the default
-interval (5 s) and holding a task long-poll open (25 s), as `sdd agent` does. For each N: heartbeat
+interval (5 s) and holding a task long-poll open, as `sdd agent` does. For each N: heartbeat
 latency p50/p99, server CPU and RSS. The answer is the largest N whose heartbeat p99 stays under
 100 ms.
 
     .venv/bin/python bench/capacity.py --backend sqlite
     .venv/bin/python bench/capacity.py --backend postgres --levels 1000,2000,4000
+    .venv/bin/python bench/capacity.py --connections 2 --levels 1000,3000,5000   # the old protocol
+
+With `--connections 1` (the default, what `sdd agent` does) each agent holds one connection: its
+long-poll carries the heartbeat and waits until the next one is due; the heartbeat's latency is
+how late the poll's answer comes after its wait ran out (the server's queueing, the beat's
+handling and the event loop's lag together). With `--connections 2` (the protocol before) each
+agent heartbeats on one connection and holds a 25 s long-poll on another; latency is the
+heartbeat request's round trip.
+
+Only beats sent inside each level's measuring window count; the ramp (the new agents connecting
+within one interval, as after a server restart) is reported on a line of its own.
 
 The server runs pinned to CPU 0 (taskset), this load generator to CPU 1: on a 2-core machine they
 never compete for a core. The generator speaks HTTP/1.1 on raw asyncio streams (pre-built
 requests, keep-alive), so it costs a fraction of what the server does per request; its own CPU use
-is printed, to show it was not the bottleneck. Each agent holds two connections (heartbeats, poll),
-so the process open-files limit (ulimit -n) caps N at about half of it.
+is printed, to show it was not the bottleneck. The process open-files limit (ulimit -n) caps N at
+about that limit divided by the connections per agent.
 """
 
 from __future__ import annotations
@@ -34,13 +45,18 @@ METRICS = {
     "memory_used": 7 * 2**30, "disk_percent": 55.0, "disk_total": 500 * 2**30, "disk_used": 270 * 2**30,
     "load_1": 0.4, "load_5": 0.3, "load_15": 0.2, "agent_rss": 40 * 2**20, "agent_cpu_percent": 0.2,
 }  # fmt: skip
+SPLIT_POLL_WAIT = 25.0
 
 
 @dataclass
 class Stats:
-    latencies: list[float] = field(default_factory=list)
+    phase: str = "ramp"  # where a beat sent now is counted: "ramp" or "window"
+    ramp: list[float] = field(default_factory=list)
+    window: list[float] = field(default_factory=list)
     errors: int = 0
-    recording: bool = False
+
+    def record(self, phase: str, latency: float) -> None:
+        (self.window if phase == "window" else self.ramp).append(latency)
 
 
 class SimAgent:
@@ -50,13 +66,16 @@ class SimAgent:
         self.host, self.port, self.interval, self.stats = host, port, interval, stats
         auth = f"Authorization: Bearer {agent_id}:{credential}\r\n"
         body = json.dumps({"metrics": METRICS, "sessions": [], "version": "bench"}).encode()
-        self.beat = (
-            f"POST /api/agent/heartbeat HTTP/1.1\r\nHost: sdd\r\n{auth}Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        self.poll = (
-            f"POST /api/agent/tasks/poll?wait=25 HTTP/1.1\r\nHost: sdd\r\n{auth}Content-Length: 0\r\n\r\n"
-        ).encode()
+
+        def post(path: str, payload: bytes) -> bytes:
+            return (
+                f"POST {path} HTTP/1.1\r\nHost: sdd\r\n{auth}Content-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n"
+            ).encode() + payload
+
+        self.beat = post("/api/agent/heartbeat", body)
+        self.beating_poll = post(f"/api/agent/tasks/poll?wait={interval:g}", body)
+        self.poll = post(f"/api/agent/tasks/poll?wait={SPLIT_POLL_WAIT:g}", b"")
 
     async def _exchange(
         self, streams: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
@@ -72,35 +91,38 @@ class SimAgent:
         await reader.readexactly(length)
         return status
 
-    async def run_heartbeats(self) -> None:
+    async def _loop(self, request: bytes, held_for: float | None, paced: bool) -> None:
+        """Send `request` forever on one connection. Its latency (less `held_for`, the time the
+        server is asked to hold it) is recorded unless `held_for` is None; `paced` sends it once an
+        interval, else again as soon as it is answered."""
         await asyncio.sleep(random.uniform(0, self.interval))
         streams = await asyncio.open_connection(self.host, self.port)
         next_beat = time.monotonic()
         while True:
+            phase = self.stats.phase
             started = time.perf_counter()
             try:
-                status = await self._exchange(streams, self.beat)
-            except (OSError, asyncio.IncompleteReadError):
-                self.stats.errors += 1
-                streams = await asyncio.open_connection(self.host, self.port)
-                continue
-            if self.stats.recording:
-                self.stats.latencies.append(time.perf_counter() - started)
-                if status != 200:
-                    self.stats.errors += 1
-            next_beat += self.interval
-            await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
-
-    async def run_polls(self) -> None:
-        await asyncio.sleep(random.uniform(0, self.interval))
-        streams = await asyncio.open_connection(self.host, self.port)
-        while True:
-            try:
-                await self._exchange(streams, self.poll)
+                status = await self._exchange(streams, request)
             except (OSError, asyncio.IncompleteReadError):
                 self.stats.errors += 1
                 await asyncio.sleep(1)
                 streams = await asyncio.open_connection(self.host, self.port)
+                continue
+            if status != 200:
+                self.stats.errors += 1
+            if held_for is not None:
+                self.stats.record(phase, max(0.0, time.perf_counter() - started - held_for))
+            if paced:
+                next_beat += self.interval
+                await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
+
+    def run(self, connections: int) -> list[asyncio.Task[None]]:
+        if connections == 1:
+            return [asyncio.create_task(self._loop(self.beating_poll, self.interval, paced=False))]
+        return [
+            asyncio.create_task(self._loop(self.beat, 0.0, paced=True)),
+            asyncio.create_task(self._loop(self.poll, None, paced=False)),
+        ]
 
 
 async def register(server: Server, token: str, count: int) -> list[tuple[str, str]]:
@@ -126,7 +148,9 @@ async def register(server: Server, token: str, count: int) -> list[tuple[str, st
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def run(server: Server, levels: list[int], interval: float, window: float) -> list[dict[str, float]]:
+async def run(
+    server: Server, levels: list[int], interval: float, window: float, connections: int
+) -> list[dict[str, float]]:
     url = httpx.URL(server.url)
     token = server.enrollment_token()
     admin = server.admin_headers()
@@ -138,35 +162,46 @@ async def run(server: Server, levels: list[int], interval: float, window: float)
     running = 0
     for level in levels:
         credentials = await register(server, token, level - running)
+        stats.phase = "ramp"
         for agent_id, credential in credentials:
             agent = SimAgent(url.host, url.port or 80, agent_id, credential, interval, stats)
-            tasks.append(asyncio.create_task(agent.run_heartbeats()))
-            tasks.append(asyncio.create_task(agent.run_polls()))
+            tasks.extend(agent.run(connections))
         running = level
-        await asyncio.sleep(interval * 2)  # every new agent has connected and beaten at least once
-        stats.latencies.clear()
+        await asyncio.sleep(interval * 3)  # every new agent has connected and beaten at least once
+        ramp = [v * 1000 for v in stats.ramp]
+        print(
+            f"{level:>6} agents, ramp (new agents connect within {interval:g} s; first {3 * interval:g} s): "
+            f"p99 {percentile(ramp, 99):7.1f} ms, slowest {max(ramp or [0]):6.0f} ms, errors {stats.errors}",
+            flush=True,
+        )
+        stats.ramp.clear()
         stats.errors = 0
         server_process.cpu_percent(None)
         me.cpu_percent(None)
-        stats.recording = True
+        stats.phase = "window"
         await asyncio.sleep(window)
-        stats.recording = False
-        ms = [v * 1000 for v in stats.latencies]
+        server_cpu, loadgen_cpu = server_process.cpu_percent(None), me.cpu_percent(None)
+        stats.phase = "ramp"
+        await asyncio.sleep(interval + 1)  # the window's last beats come back
+        ms = [v * 1000 for v in stats.window]
+        stats.window.clear()
         row = {
             "agents": level,
             "beats_per_s": len(ms) / window,
             "p50_ms": percentile(ms, 50),
             "p99_ms": percentile(ms, 99),
+            "max_ms": max(ms or [0]),
             "errors": stats.errors,
-            "server_cpu_pct": server_process.cpu_percent(None),
+            "server_cpu_pct": server_cpu,
             "server_rss_mb": server_process.memory_info().rss / 2**20,
-            "loadgen_cpu_pct": me.cpu_percent(None),
+            "loadgen_cpu_pct": loadgen_cpu,
         }
         results.append(row)
         print(
             f"{level:>6} agents: {row['beats_per_s']:7.0f} beats/s  p50 {row['p50_ms']:6.1f} ms  "
-            f"p99 {row['p99_ms']:7.1f} ms  errors {stats.errors:<4} server CPU {row['server_cpu_pct']:5.1f}%  "
-            f"RSS {row['server_rss_mb']:6.0f} MB  (load generator CPU {row['loadgen_cpu_pct']:5.1f}%)",
+            f"p99 {row['p99_ms']:7.1f} ms  max {row['max_ms']:6.0f} ms  errors {stats.errors:<4} "
+            f"server CPU {server_cpu:5.1f}%  RSS {row['server_rss_mb']:6.0f} MB  "
+            f"(load generator CPU {loadgen_cpu:5.1f}%)",
             flush=True,
         )
         async with httpx.AsyncClient(headers=admin) as client:
@@ -192,14 +227,19 @@ async def run(server: Server, levels: list[int], interval: float, window: float)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--levels", default="500,1000,2000,3000,4000,5000,6000,7000,8000,9000,9500")
+    parser.add_argument("--levels", default="1000,2000,4000,6000,8000,10000")
     parser.add_argument("--window", type=float, default=20.0, help="Seconds measured at each level.")
+    parser.add_argument(
+        "--connections", type=int, default=1, choices=[1, 2], help="Per agent: 1 (sdd agent now), 2 (before)."
+    )
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if 2 * max(levels) + 200 > hard:
-        raise SystemExit(f"ulimit -n is {hard}: at most {(hard - 200) // 2} simulated agents per process")
+    if args.connections * max(levels) + 200 > hard:
+        raise SystemExit(
+            f"ulimit -n is {hard}: at most {(hard - 200) // args.connections} simulated agents per process"
+        )
     run_on_cpu(1)
     try:
         import uvloop
@@ -208,16 +248,15 @@ def main() -> None:
     except ImportError:
         pass
     with servers(args.backend, cpu="0") as (server,):
-        results = asyncio.run(run(server, levels, 5.0, args.window))
+        results = asyncio.run(run(server, levels, 5.0, args.window, args.connections))
     good = [r for r in results if r["p99_ms"] < 100 and not r["errors"]]
     if good:
-        first, best = results[0], good[-1]
-        added = max(1, best["agents"] - first["agents"])
-        cpu = (best["server_cpu_pct"] - first["server_cpu_pct"]) / added * 1000
-        rss = (best["server_rss_mb"] - first["server_rss_mb"]) / added * 1000
+        best = good[-1]
         print(
-            f"\n[{args.backend}] largest N with heartbeat p99 < 100 ms: {best['agents']} agents (of the levels "
-            f"tried); per 1,000 more agents: +{cpu:.1f}% of a core, +{rss:.0f} MB RSS"
+            f"\n[{args.backend}, {args.connections} connection(s) per agent] largest N with heartbeat p99 "
+            f"< 100 ms: {best['agents']} agents (of the levels tried); per 1,000 agents there: "
+            f"{best['server_cpu_pct'] / best['agents'] * 1000:.1f}% of a core, "
+            f"{best['server_rss_mb'] / best['agents'] * 1000:.0f} MB RSS (whole process)"
         )
 
 

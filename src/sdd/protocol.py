@@ -312,6 +312,8 @@ class Task(_Out):
 
 class PollResponse(_Out):
     tasks: list[Task]
+    heartbeat: HeartbeatResponse | None = None
+    """The heartbeat's answer, when the poll carried one."""
 
 
 class TaskResult(_Model):

@@ -346,8 +346,52 @@ async def test_an_empty_poll_returns_empty_after_its_wait(app_client: httpx.Asyn
     agent = await enroll(app_client, admin)
     started = time.monotonic()
     response = await app_client.post("/api/agent/tasks/poll?wait=0.3", headers=agent)
-    assert response.json() == {"tasks": []}
+    assert response.json() == {"tasks": [], "heartbeat": None}
     assert 0.25 <= time.monotonic() - started < 3
+
+
+async def test_a_poll_can_carry_the_heartbeat(app_client: httpx.AsyncClient) -> None:
+    """One connection per agent: the long-poll carries the heartbeat and answers it."""
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    started = time.monotonic()
+    response = await app_client.post(
+        "/api/agent/tasks/poll?wait=0.3", json={"metrics": {"cpu_percent": 77.0}}, headers=agent
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tasks"] == [] and body["heartbeat"]["stop_sessions"] == []
+    assert body["heartbeat"]["settings"]["heartbeat_interval"] > 0
+    assert 0.25 <= time.monotonic() - started < 3  # it still waited for tasks
+    listed = (await app_client.get("/api/agents", headers=admin)).json()
+    assert [(a["status"], a["cpu_percent"]) for a in listed] == [("ONLINE", 77.0)]
+
+
+async def test_a_poll_whose_heartbeat_lists_unwanted_sessions_answers_at_once(
+    app_client: httpx.AsyncClient,
+) -> None:
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    started = time.monotonic()
+    response = await app_client.post(
+        "/api/agent/tasks/poll?wait=10",
+        json={"metrics": {}, "sessions": [{"session_id": "deadbeef", "local_port": 1234, "healthy": True}]},
+        headers=agent,
+    )
+    assert response.json()["heartbeat"]["stop_sessions"] == ["deadbeef"]
+    assert time.monotonic() - started < 5
+
+
+async def test_a_poll_with_a_malformed_heartbeat_is_a_422_with_the_reason(
+    app_client: httpx.AsyncClient,
+) -> None:
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    response = await app_client.post(
+        "/api/agent/tasks/poll?wait=0", json={"metrics": {"cpu_percent": "lots"}}, headers=agent
+    )
+    assert response.status_code == 422
+    assert "cpu_percent" in response.json()["detail"]
 
 
 async def test_an_unacknowledged_lease_is_delivered_again(app_client: httpx.AsyncClient) -> None:

@@ -51,6 +51,10 @@ export interface paths {
          * Poll
          * @description Tasks waiting for this agent; held open up to `wait` seconds (and the server's
          *     poll timeout) until one arrives.
+         *
+         *     The body, if any, is a heartbeat: an agent that polls with its heartbeat every heartbeat
+         *     interval needs one connection to the server, not two. Its answer comes back in `heartbeat`
+         *     (at once, without waiting, when the server wants sessions stopped).
          */
         post: operations["poll_api_agent_tasks_poll_post"];
         delete?: never;
@@ -762,6 +766,7 @@ export interface components {
         };
         /** PollResponse */
         PollResponse: {
+            heartbeat?: components["schemas"]["HeartbeatResponse"] | null;
             /** Tasks */
             tasks: components["schemas"]["Task"][];
         };
@@ -1120,7 +1125,11 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["HeartbeatRequest"] | null;
+            };
+        };
         responses: {
             /** @description Successful Response */
             200: {

@@ -1,4 +1,5 @@
-"""The agent's main loop: register, heartbeat, long-poll tasks, run them, report.
+"""The agent's main loop: register, long-poll tasks (each poll carrying a heartbeat when one is
+due), run them, report.
 
 It only ever dials out, so it works behind NAT. When the server is away it backs off (capped
 exponential with full jitter, so a fleet of agents does not return in one wave).
@@ -12,6 +13,7 @@ import logging
 import random
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +114,7 @@ class Agent:
         self._background: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
         self.revoked = False
+        self._next_beat = 0.0  # monotonic time the next heartbeat is due
 
     # -- talking to the server --------------------------------------------------------------
 
@@ -166,12 +169,19 @@ class Agent:
         self.settings = registered.settings
         log.info("registered as agent %s", registered.agent_id)
 
-    async def _heartbeat_once(self) -> HeartbeatResponse:
+    async def _beat(self) -> HeartbeatRequest:
         sessions = await self.manager.report() if self.manager else []
-        beat = HeartbeatRequest(metrics=self.metrics.sample(), sessions=sessions, version=__version__)
+        return HeartbeatRequest(metrics=self.metrics.sample(), sessions=sessions, version=__version__)
+
+    async def _heartbeat_once(self) -> HeartbeatResponse:
+        beat = await self._beat()
         reply = HeartbeatResponse.model_validate(
             await self._call("POST", "/api/agent/heartbeat", json=beat.model_dump(mode="json"))
         )
+        await self._apply(reply)
+        return reply
+
+    async def _apply(self, reply: HeartbeatResponse) -> None:
         self.settings = reply.settings
         if self.tunnel is not None:
             await self.tunnel.apply_settings(reply.settings.frp)
@@ -179,7 +189,6 @@ class Agent:
             if self.manager is not None and session_id in self.manager.running:
                 log.info("the server no longer wants session %s; stopping it", session_id)
                 self._spawn(self.manager.stop(session_id))
-        return reply
 
     def _metadatas(self) -> dict[str, str]:
         """frps's plugin hook asks the server who a frpc is: it carries the agent's credential."""
@@ -225,20 +234,27 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
 
-    async def _heartbeat_loop(self) -> None:
+    async def _sync_once(self) -> None:
+        """One long-poll for tasks. It carries the heartbeat when one is due and waits at most until
+        the next one is, so a single connection serves both (half the sockets on the server)."""
         assert self.settings is not None
-        await self._resilient(
-            "heartbeat",
-            self._heartbeat_once,
-            lambda: self.settings.heartbeat_interval if self.settings else 5.0,
-        )
-
-    async def _poll_once(self) -> None:
-        assert self.settings is not None
-        wait = self.settings.poll_timeout
+        started = time.monotonic()
+        beat = await self._beat() if started >= self._next_beat else None
+        interval = self.settings.heartbeat_interval
+        wait = min(self.settings.poll_timeout, interval if beat else max(0.0, self._next_beat - started))
         reply = PollResponse.model_validate(
-            await self._call("POST", f"/api/agent/tasks/poll?wait={wait:g}", request_timeout=wait + 15)
+            await self._call(
+                "POST",
+                f"/api/agent/tasks/poll?wait={wait:.3f}",
+                json=beat.model_dump(mode="json") if beat else None,
+                request_timeout=wait + 15,
+            )
         )
+        if beat is not None:
+            # Only a beat the server took counts: after a failure the next poll carries one again.
+            self._next_beat = started + interval
+        if reply.heartbeat is not None:
+            await self._apply(reply.heartbeat)
         for task in reply.tasks:
             if task.id in self._tasks:
                 # Delivered again (our ack was lost): it is already running here.
@@ -246,8 +262,8 @@ class Agent:
                 continue
             self._tasks[task.id] = self._spawn(self._run_task(task))
 
-    async def _poll_loop(self) -> None:
-        await self._resilient("poll", self._poll_once, lambda: 0.0)
+    async def _sync_loop(self) -> None:
+        await self._resilient("poll", self._sync_once, lambda: 0.0)
 
     def _spawn(self, coroutine: Awaitable[T]) -> asyncio.Task[T]:
         task: asyncio.Task[T] = asyncio.ensure_future(coroutine)
@@ -336,7 +352,7 @@ class Agent:
             stale.unlink()
         await self.tunnel.start()
         log.info("agent ready: server %s, runtime dir %s", self.server, self.runtime_dir)
-        loops = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._poll_loop())]
+        loops = [asyncio.create_task(self._sync_loop())]
         try:
             await self.stopping.wait()
         finally:

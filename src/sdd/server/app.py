@@ -14,13 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdd import __version__
 from sdd.protocol import ErrorOut
 from sdd.server.api import agent_api, agents, audit, auth, events, frp_plugin, metrics, sessions, users
+from sdd.server.api.agent_fast_path import AgentPollFastPath
+from sdd.server.api.asgi import replay_body
 from sdd.server.db import Database
 from sdd.server.models import Agent
+from sdd.server.services import agents as agent_service
 from sdd.server.services.broker import LocalBroker
 from sdd.server.services.context import ServerContext
 from sdd.server.services.errors import ServiceError
@@ -101,6 +104,7 @@ def create_app(
         if password is not None:
             (on_admin_password or _print_admin_password)(password)
         await ctx.broker.start()
+        await agent_service.warm_caches(ctx)
         # Everything made so far lives as long as the process: keep it out of the collector's scans.
         gc.freeze()
         ctx.metrics.watch_gc()
@@ -150,6 +154,8 @@ def create_app(
     app.include_router(frp_plugin.router)
 
     _install_error_handlers(app)
+    # Middlewares added later run first: the body limit applies to the fast path too.
+    app.add_middleware(AgentPollFastPath, context=ctx)
     _install_body_limit(app, settings.max_body_bytes)
     _install_ui(app, settings.ui_dir)
     return app
@@ -212,16 +218,7 @@ class BodyLimit:
             if size > self.limit:
                 await too_large(scope, receive, send)
                 return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
 
 def _install_body_limit(app: FastAPI, limit: int) -> None:

@@ -45,6 +45,10 @@ def serve(settings: Settings, *, host: str, port: int, log_level: str) -> None:
         port=port,
         log_level=log_level if log_level != "info" else "warning",
         timeout_keep_alive=75,
+        # Thousands of agents reconnect at once after a restart: a short accept queue overflows and
+        # their connections stall for seconds in SYN retries. The kernel caps this at
+        # net.core.somaxconn (docs/deployment.md).
+        backlog=65535,
         timeout_graceful_shutdown=5,
     )
     SddServer(config, application.state.context).run()

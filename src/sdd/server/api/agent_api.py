@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from sdd.protocol import (
     AgentRegisterRequest,
@@ -35,11 +35,18 @@ async def heartbeat(ctx: Ctx, agent: CurrentAgent, body: HeartbeatRequest) -> He
 
 @router.post("/tasks/poll")
 async def poll(
-    ctx: Ctx, agent: CurrentAgent, wait: float = Query(default=25.0, ge=0, le=120)
+    ctx: Ctx,
+    agent: CurrentAgent,
+    wait: float = Query(default=25.0, ge=0, le=120),
+    beat: HeartbeatRequest | None = Body(default=None),
 ) -> PollResponse:
     """Tasks waiting for this agent; held open up to `wait` seconds (and the server's
-    poll timeout) until one arrives."""
-    return PollResponse(tasks=await queue.poll(ctx, agent.id, min(wait, ctx.settings.poll_timeout)))
+    poll timeout) until one arrives.
+
+    The body, if any, is a heartbeat: an agent that polls with its heartbeat every heartbeat
+    interval needs one connection to the server, not two. Its answer comes back in `heartbeat`
+    (at once, without waiting, when the server wants sessions stopped)."""
+    return await agent_service.heartbeat_and_poll(ctx, agent, beat, wait)
 
 
 @router.post("/tasks/{task_id}/ack")

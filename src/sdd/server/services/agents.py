@@ -19,9 +19,11 @@ from sdd.protocol import (
     EnrollmentTokenOut,
     HeartbeatRequest,
     HeartbeatResponse,
+    PollResponse,
     SessionStatus,
 )
-from sdd.server.models import Agent, AuditEvent, EnrollmentToken, Session, User, new_id
+from sdd.server.models import Agent, AuditEvent, EnrollmentToken, Session, Task, User, new_id
+from sdd.server.services import queue
 from sdd.server.services import sessions as session_service
 from sdd.server.services.context import AgentIdentity, ServerContext
 from sdd.server.services.errors import Forbidden, NotFound, Unauthorized
@@ -125,7 +127,11 @@ async def register(ctx: ServerContext, request: AgentRegisterRequest) -> AgentRe
         agent.credential_hash = hash_secret(credential)
         agent.enrollment_token_id = token.id
         db.add(AuditEvent(actor=f"agent:{request.name}", action=action, target=agent.id))
-    await ctx.forget_agent(agent.id)
+    await ctx.forget_agent(agent.id)  # on the other replicas (their cached credential is stale)
+    _cache_identity(ctx, agent.id, agent.name, agent.credential_hash, revoked=False)
+    if action == "agent.register":
+        # A new agent has no task: its first polls need not look (a task queued for it wakes it).
+        ctx.broker.mark_idle(agent.id, 0)
     log.info("agent %s (%s) registered as %s", request.name, request.hostname, agent.id)
     return AgentRegisterResponse(agent_id=agent.id, credential=credential, settings=ctx.agent_settings())
 
@@ -148,9 +154,61 @@ async def _load_identity(ctx: ServerContext, agent_id: str) -> AgentIdentity | N
     if row is None:
         ctx.agent_identities.pop(agent_id, None)
         return None
+    return _cache_identity(ctx, row.id, row.name, row.credential_hash, row.revoked_at is not None)
+
+
+def _cache_identity(
+    ctx: ServerContext, agent_id: str, name: str, credential_hash: str, revoked: bool
+) -> AgentIdentity:
     expires_at = time.monotonic() + random.uniform(*AUTH_CACHE_SECONDS)  # noqa: S311 (spread, not a secret)
-    identity = AgentIdentity(row.id, row.name, row.credential_hash, row.revoked_at is not None, expires_at)
+    identity = AgentIdentity(agent_id, name, credential_hash, revoked, expires_at)
     ctx.agent_identities[agent_id] = identity
+    return identity
+
+
+async def warm_caches(ctx: ServerContext) -> int:
+    """At start-up: every agent's identity, and which agents have no open task, in two queries.
+
+    After a restart the whole fleet reconnects within seconds; without this, each agent's first
+    poll would read the database twice (its credential, its queue), thousands of reads queueing for
+    the connection pool while the agents wait. Returns the number of agents cached."""
+    async with ctx.db.read() as db:
+        rows = (await db.execute(select(Agent.id, Agent.name, Agent.credential_hash, Agent.revoked_at))).all()
+        wakes = {row.id: ctx.broker.wakes(row.id) for row in rows}
+        open_tasks = select(Task.agent_id).where(Task.state.in_(queue.OPEN_STATES)).distinct()
+        busy = set((await db.scalars(open_tasks)).all())
+    for row in rows:
+        _cache_identity(ctx, row.id, row.name, row.credential_hash, row.revoked_at is not None)
+        if row.id not in busy:
+            # A task queued since `wakes` was read bumped the counter: then this mark is refused.
+            ctx.broker.mark_idle(row.id, wakes[row.id])
+    return len(rows)
+
+
+def _parse_agent_header(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    agent_id, _, credential = authorization.removeprefix("Bearer ").partition(":")
+    if not agent_id or not credential or len(agent_id) > 64:
+        return None
+    return agent_id, credential
+
+
+def cached_identity(ctx: ServerContext, authorization: str | None) -> AgentIdentity | None:
+    """The agent behind the header, from the cache alone: a fresh cached identity whose credential
+    matches and which is not revoked. None means "ask `authenticate`" (it reads the database, or
+    refuses), never "refused"."""
+    parsed = _parse_agent_header(authorization)
+    if parsed is None:
+        return None
+    identity = ctx.agent_identities.get(parsed[0])
+    if (
+        identity is None
+        or identity.revoked
+        or time.monotonic() >= identity.expires_at
+        or not secret_matches(parsed[1], identity.credential_hash)
+    ):
+        return None
     return identity
 
 
@@ -160,12 +218,14 @@ async def authenticate(ctx: ServerContext, authorization: str | None) -> AgentId
     Identities are cached for a short while, so heartbeats and polls do not read the database to
     authenticate; a credential that does not match the cached one is checked against the database
     before it is refused (it may have just been rotated on another replica)."""
+    cached = cached_identity(ctx, authorization)
+    if cached is not None:
+        return cached
     refused = Unauthorized("agent credential missing or invalid; register again with an enrollment token")
-    if not authorization or not authorization.startswith("Bearer "):
+    parsed = _parse_agent_header(authorization)
+    if parsed is None:
         raise refused
-    agent_id, _, credential = authorization.removeprefix("Bearer ").partition(":")
-    if not agent_id or not credential or len(agent_id) > 64:
-        raise refused
+    agent_id, credential = parsed
     identity = ctx.agent_identities.get(agent_id)
     fresh = identity is not None and time.monotonic() < identity.expires_at
     if identity is None or not fresh or not secret_matches(credential, identity.credential_hash):
@@ -229,6 +289,17 @@ async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatReq
             ctx.agent_rows[agent.id] = row
             await ctx.publish_agent(agent_out(row, ctx.presence))
     return HeartbeatResponse(settings=ctx.agent_settings(), stop_sessions=stop)
+
+
+async def heartbeat_and_poll(
+    ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatRequest | None, wait: float
+) -> PollResponse:
+    """A poll that carries the agent's heartbeat (see the poll endpoint)."""
+    reply = await heartbeat(ctx, agent, beat) if beat is not None else None
+    if reply is not None and reply.stop_sessions:
+        wait = 0.0  # the node should hear about sessions to stop now, not when a task comes
+    tasks = await queue.poll(ctx, agent.id, min(wait, ctx.settings.poll_timeout))
+    return PollResponse(tasks=tasks, heartbeat=reply)
 
 
 async def _reconcile(

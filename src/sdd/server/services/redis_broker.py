@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 
 import redis.asyncio as redis
 
@@ -33,6 +34,8 @@ class RedisBroker(LocalBroker):
         self._redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # Tags this replica's control messages, which it has applied already when they come back.
+        self._origin = secrets.token_hex(8)
 
     async def start(self) -> None:
         try:
@@ -65,7 +68,9 @@ class RedisBroker(LocalBroker):
                         if message["channel"] == self.wake_channel:
                             self.wake_local(message["data"])
                         elif message["channel"] == self.control_channel:
-                            self.deliver_control(message["data"])
+                            origin, _, control = message["data"].partition(" ")
+                            if origin != self._origin:
+                                self.deliver_control(control)
                         else:
                             self.deliver_local(message["data"])
             except asyncio.CancelledError:
@@ -97,10 +102,11 @@ class RedisBroker(LocalBroker):
         return True
 
     async def publish_control(self, message: str) -> None:
-        # Applied here at once; the other replicas hear it through Redis (and so do we, harmlessly).
+        # Applied here at once (so what the caller does next is not undone when it comes back through
+        # Redis); the other replicas hear it through Redis.
         self.deliver_control(message)
         try:
-            await self._redis.publish(self.control_channel, message)
+            await self._redis.publish(self.control_channel, f"{self._origin} {message}")
         except redis.RedisError as exc:
             log.warning(
                 "could not publish a control message to Redis (%s); other replicas catch up when "

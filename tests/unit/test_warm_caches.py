@@ -1,0 +1,64 @@
+"""After a restart the server knows every agent's identity and which agents have work, without a
+read per agent; an agent with a queued task still gets it on its first poll."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ADMIN_PASSWORD, login
+from test_api import enroll
+
+pytestmark = pytest.mark.asyncio
+
+
+@contextlib.asynccontextmanager
+async def app_on(data_dir: Path, shared_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    from sdd.server.app import create_app
+    from sdd.server.settings import Settings
+
+    app = create_app(
+        Settings(
+            data_dir=data_dir,
+            admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
+            secret_key="unit-tests-signing-key-of-32-chars+",  # type: ignore[arg-type]
+            database_url=shared_env.get("SDD_DATABASE_URL"),
+            redis_url=shared_env.get("SDD_REDIS_URL"),
+            redis_prefix=shared_env.get("SDD_REDIS_PREFIX", "sdd"),
+        )
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+async def test_a_restarted_server_has_the_fleet_cached_and_still_delivers_queued_work(
+    tmp_path: Path, shared_env: dict[str, str]
+) -> None:
+    async with app_on(tmp_path, shared_env) as before:
+        admin = await login(before)
+        busy = await enroll(before, admin, "busy")
+        idle = await enroll(before, admin, "idle")
+        session = (
+            await before.post("/api/sessions", json={"agent_id": busy["X-Agent-Id"]}, headers=admin)
+        ).json()
+        assert session["agent_id"] == busy["X-Agent-Id"]
+    async with app_on(tmp_path, shared_env) as after:
+        ctx = after.app.state.context  # type: ignore[attr-defined]
+        assert {busy["X-Agent-Id"], idle["X-Agent-Id"]} <= set(ctx.agent_identities)
+        assert ctx.broker.known_idle(idle["X-Agent-Id"])
+        assert not ctx.broker.known_idle(busy["X-Agent-Id"])
+        tasks = (await after.post("/api/agent/tasks/poll?wait=0", headers=busy)).json()["tasks"]
+        assert [t["session_id"] for t in tasks] == [session["id"]]
+        # A task queued after the start wakes the idle agent's poll as before.
+        admin = await login(after)
+        queued = await after.post("/api/sessions", json={"agent_id": idle["X-Agent-Id"]}, headers=admin)
+        assert queued.status_code == 201, queued.text
+        tasks = (await after.post("/api/agent/tasks/poll?wait=0", headers=idle)).json()["tasks"]
+        assert [t["session_id"] for t in tasks] == [queued.json()["id"]]
