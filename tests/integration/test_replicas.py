@@ -76,7 +76,9 @@ def test_live_events_reach_a_browser_on_another_replica(
             for line in stream.iter_lines():
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
-                    if any(e["type"] == "session" for e in events):
+                    if any(e["type"] == "session" for e in events) and any(
+                        e["type"] == "agent" for e in events
+                    ):
                         return
 
     listener = threading.Thread(target=listen, daemon=True)
@@ -87,7 +89,12 @@ def test_live_events_reach_a_browser_on_another_replica(
     Api(a.url).wait_agent_online("far")
     Api(a.url).post("/api/sessions", json={})
     wait_for(lambda: any(e["type"] == "session" for e in events), 10, what="a session event on replica B")
-    assert any(e["type"] == "agent" and e["agent"]["name"] == "far" for e in events)
+    # Replica A publishes agents' metrics once it has seen (within 2 s) that B has a listener.
+    wait_for(
+        lambda: any(e["type"] == "agent" and e["agent"]["name"] == "far" for e in events),
+        10,
+        what="the agent's live metrics on replica B",
+    )
 
 
 def test_ports_stay_distinct_when_replicas_allocate_at_once(

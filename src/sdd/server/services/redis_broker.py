@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from collections.abc import AsyncIterator
 
 import redis.asyncio as redis
 
@@ -20,6 +22,10 @@ from sdd.server.services.broker import LocalBroker
 log = logging.getLogger(__name__)
 
 RECONNECT_CAP_SECONDS = 5.0
+LISTENING_TTL_SECONDS = 15.0
+"""A replica with a browser listening says so in Redis this often (x 1/3), for this long."""
+LISTENING_CHECK_SECONDS = 2.0
+"""How long a replica believes its last look at whether anyone listens elsewhere."""
 
 
 class RedisBroker(LocalBroker):
@@ -31,6 +37,10 @@ class RedisBroker(LocalBroker):
         self.wake_channel = f"{prefix}:wake"
         self.events_channel = f"{prefix}:events"
         self.control_channel = f"{prefix}:control"
+        self.listening_key = f"{prefix}:listening"
+        self._listening_checked = -LISTENING_CHECK_SECONDS
+        self._listening_elsewhere = True
+        self._announcer: asyncio.Task[None] | None = None
         self._redis: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -43,14 +53,16 @@ class RedisBroker(LocalBroker):
         except redis.RedisError as exc:
             raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}; check SDD_REDIS_URL") from exc
         self._reader = asyncio.create_task(self._read_forever())
+        self._announcer = asyncio.create_task(self._announce_listeners())
         # Start serving only once subscribed, so no wake-up sent to us after start() is missed.
         await asyncio.wait_for(self._subscribed.wait(), 10)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._reader, self._announcer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await super().close()
         await self._redis.aclose()
 
@@ -97,9 +109,35 @@ class RedisBroker(LocalBroker):
                 "could not publish a wake-up to Redis (%s); the agent's next poll will find the task", exc
             )
 
+    async def _announce_listeners(self) -> None:
+        while True:
+            if self._subscribers:
+                with contextlib.suppress(redis.RedisError):
+                    await self._redis.set(self.listening_key, "1", ex=int(LISTENING_TTL_SECONDS))
+            await asyncio.sleep(LISTENING_TTL_SECONDS / 3)
+
     async def has_listeners(self) -> bool:
-        # A browser may be listening on another replica, and this one cannot tell: always publish.
-        return True
+        """Whether a browser listens here or on another replica (which says so in Redis). Without
+        this, every replica would publish every agent's metrics through Redis at every flush, for
+        nobody: at 8,000 agents an eighth of the server's CPU."""
+        if self._subscribers:
+            return True
+        now = time.monotonic()
+        if now - self._listening_checked >= LISTENING_CHECK_SECONDS:
+            self._listening_checked = now
+            try:
+                self._listening_elsewhere = bool(await self._redis.exists(self.listening_key))
+            except redis.RedisError:
+                self._listening_elsewhere = True  # cannot tell: publish, as before
+        return self._listening_elsewhere
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
+        if not self._subscribers:  # the first browser here: tell the others now, not within 5 s
+            with contextlib.suppress(redis.RedisError):
+                await self._redis.set(self.listening_key, "1", ex=int(LISTENING_TTL_SECONDS))
+        async with super().subscribe() as queue:
+            yield queue
 
     async def publish_control(self, message: str) -> None:
         # Applied here at once (so what the caller does next is not undone when it comes back through
