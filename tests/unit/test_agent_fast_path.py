@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import login
+from conftest import enroll, login
 from sdd.server.api.agent_fast_path import AgentPollFastPath, parse_wait
-from test_api import enroll
 
 pytestmark = pytest.mark.asyncio
 
@@ -110,7 +109,7 @@ async def test_a_revoked_agent_is_left_to_the_route(
     admin = await login(app_client)
     assert (await app_client.delete(f"/api/agents/{agent['X-Agent-Id']}", headers=admin)).status_code == 204
     status, _ = await call(middleware, agent, BEAT)
-    assert status == 299
+    assert status == 299 and downstream.bodies == [BEAT]
     # Through the whole app, the route answers it with the reason.
     response = await app_client.post("/api/agent/tasks/poll?wait=0", content=BEAT, headers=agent)
     assert response.status_code == 403 and "revoked" in response.json()["detail"]

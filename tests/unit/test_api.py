@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import login
+from conftest import enroll, login
 
 pytestmark = pytest.mark.asyncio
-
-
-async def enroll(client: httpx.AsyncClient, admin: dict[str, str], name: str = "node") -> dict[str, str]:
-    """Register an agent by hand and send a first heartbeat; returns its auth header + id."""
-    token = (await client.post("/api/enrollment-tokens", json={}, headers=admin)).json()["token"]
-    response = await client.post(
-        "/api/agent/register",
-        json={"enrollment_token": token, "node_key": os.urandom(16).hex(), "name": name, "hostname": name},
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    headers = {
-        "Authorization": f"Bearer {body['agent_id']}:{body['credential']}",
-        "X-Agent-Id": body["agent_id"],
-    }
-    beat = await client.post("/api/agent/heartbeat", json={"metrics": {"cpu_percent": 12.5}}, headers=headers)
-    assert beat.status_code == 200, beat.text
-    return headers
 
 
 async def make_user(client: httpx.AsyncClient, admin: dict[str, str], name: str) -> dict[str, str]:

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ADMIN_PASSWORD, login
-from test_api import enroll
+from conftest import ADMIN_PASSWORD, enroll, login
 
 pytestmark = pytest.mark.asyncio
 
