@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -26,8 +24,8 @@ class LocalBroker:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._control_handlers: list[Callable[[str], None]] = []
-        # Agents known to have no open task, and since when (see known_idle).
-        self._idle: dict[str, float] = {}
+        # Agents known to have no open task (see mark_idle).
+        self._idle: set[str] = set()
         self._wakes: defaultdict[str, int] = defaultdict(int)
 
     async def start(self) -> None:
@@ -64,10 +62,10 @@ class LocalBroker:
     async def notify_agent(self, agent_id: str) -> None:
         self.wake_local(agent_id)
 
-    # How long "this agent has no task" may be believed without a look at the database. In one
-    # process every task is queued through this broker, so forever; replicas override it, since a
-    # wake-up lost with Redis must only delay a task, never lose it.
-    idle_hint_seconds: float | None = None
+    # "This agent has no task" is believed until a wake-up for it arrives. In one process every task
+    # is queued through this broker, so that is exact. Across replicas a wake-up lost in Redis would
+    # hide a task: the reconciler's sweep (queue.wake_idle_agents_with_tasks, one query for all
+    # agents) catches that, so a lost wake-up delays a task by one sweep, never loses it.
 
     def wakes(self, agent_id: str) -> int:
         """A counter of wake-ups: read it before looking at the database, pass it to mark_idle."""
@@ -77,24 +75,19 @@ class LocalBroker:
         # A task queued while we looked woke the agent (and bumped the counter): then we know
         # nothing, and must not believe the look.
         if self._wakes.get(agent_id, 0) == wakes_before_look:
-            # Spread over a second hint-length, so a fleet's hints do not lapse in one wave.
-            spread = random.uniform(0, self.idle_hint_seconds or 0)  # noqa: S311 (spread, not a secret)
-            self._idle[agent_id] = time.monotonic() + spread
+            self._idle.add(agent_id)
 
     def known_idle(self, agent_id: str) -> bool:
-        since = self._idle.get(agent_id)
-        if since is None:
-            return False
-        if self.idle_hint_seconds is not None and time.monotonic() > since + self.idle_hint_seconds:
-            del self._idle[agent_id]
-            return False
-        return True
+        return agent_id in self._idle
+
+    def idle_agents(self) -> set[str]:
+        return set(self._idle)
 
     def forget_idle(self) -> None:
         self._idle.clear()
 
     def wake_local(self, agent_id: str) -> None:
-        self._idle.pop(agent_id, None)
+        self._idle.discard(agent_id)
         self._wakes[agent_id] += 1
         for waiter in self._waiters.get(agent_id, ()):
             waiter.set()

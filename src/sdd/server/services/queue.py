@@ -114,6 +114,23 @@ async def poll(ctx: ServerContext, agent_id: str, wait: float) -> list[TaskOut]:
                 return []
 
 
+async def wake_idle_agents_with_tasks(ctx: ServerContext) -> list[str]:
+    """Wake the agents believed idle that have a task to hand out (queued, or a lease that ran
+    out): their wake-up was lost (a Redis hiccup between replicas). One query for the whole
+    fleet, run by the reconciler's sweep."""
+    idle = ctx.broker.idle_agents()
+    if not idle:
+        return []
+    now = datetime.now(UTC)
+    deliverable = or_(Task.state == QUEUED, (Task.state == LEASED) & (Task.lease_expires_at < now))
+    async with ctx.db.read() as db:
+        waiting = set((await db.scalars(select(Task.agent_id).where(deliverable).distinct())).all())
+    woken = sorted(idle & waiting)
+    for agent_id in woken:
+        ctx.broker.wake_local(agent_id)
+    return woken
+
+
 async def load_for_agent(db: AsyncSession, agent_id: str, task_id: str) -> Task | None:
     """The agent's task, with its session and then itself locked (always in that order, as every
     writer does, so concurrent writers wait for each other instead of deadlocking)."""

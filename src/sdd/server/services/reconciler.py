@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sdd.protocol import SessionStatus
 from sdd.server.models import Agent, Session
 from sdd.server.services import agents as agent_service
+from sdd.server.services import queue
 from sdd.server.services import sessions as session_service
 from sdd.server.services.context import ServerContext
 
@@ -58,5 +59,8 @@ async def run_reconciler(ctx: ServerContext) -> None:
                 last_sweep = time.monotonic()
                 await agent_service.sweep_missing_sessions(ctx)
                 await agent_service.mark_sessions_of_offline_agents(ctx)
+                woken = await queue.wake_idle_agents_with_tasks(ctx)
+                if woken:
+                    log.warning("woke %d agent(s) whose task wake-up was lost", len(woken))
         except Exception:
             log.exception("reconciling sessions failed; will retry")

@@ -29,8 +29,6 @@ LISTENING_CHECK_SECONDS = 2.0
 
 
 class RedisBroker(LocalBroker):
-    idle_hint_seconds = 30.0
-
     def __init__(self, url: str, prefix: str = "sdd") -> None:
         super().__init__()
         self.url = url

@@ -3,6 +3,7 @@ read per agent; an agent with a queued task still gets it on its first poll."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,3 +62,30 @@ async def test_a_restarted_server_has_the_fleet_cached_and_still_delivers_queued
         assert queued.status_code == 201, queued.text
         tasks = (await after.post("/api/agent/tasks/poll?wait=0", headers=idle)).json()["tasks"]
         assert [t["session_id"] for t in tasks] == [queued.json()["id"]]
+
+
+async def test_a_lost_wake_up_delays_a_task_by_one_sweep_and_never_loses_it(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdd.server.services import queue
+
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    ctx = app_client.app.state.context  # type: ignore[attr-defined]
+    assert (await app_client.post("/api/agent/tasks/poll?wait=0", headers=agent)).json()["tasks"] == []
+    assert ctx.broker.known_idle(agent["X-Agent-Id"])
+
+    async def lost(agent_id: str) -> None:  # as when Redis drops the wake-up between replicas
+        return None
+
+    monkeypatch.setattr(ctx.broker, "notify_agent", lost)
+    session = (await app_client.post("/api/sessions", json={}, headers=admin)).json()
+    # The replica still believes the agent idle: its polls do not look...
+    assert (await app_client.post("/api/agent/tasks/poll?wait=0", headers=agent)).json()["tasks"] == []
+    # ...until the sweep finds the queued task and wakes it, held poll included.
+    held = asyncio.create_task(app_client.post("/api/agent/tasks/poll?wait=10", headers=agent))
+    await asyncio.sleep(0.1)
+    assert await queue.wake_idle_agents_with_tasks(ctx) == [agent["X-Agent-Id"]]
+    tasks = (await asyncio.wait_for(held, 5)).json()["tasks"]
+    assert [t["session_id"] for t in tasks] == [session["id"]]
+    assert await queue.wake_idle_agents_with_tasks(ctx) == []
