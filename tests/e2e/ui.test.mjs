@@ -241,6 +241,15 @@ describe("the web UI, against sdd up --mock", () => {
     await shot("admin-sessions");
   });
 
+  it("shows the audit log: the sign-in, the session start and the new user are in it", async () => {
+    await page.getByTestId("tab-audit").click();
+    const table = page.locator('.ant-tabs-tabpane-active [data-testid="audit-table"]');
+    for (const action of ["auth.login", "session.start", "user.create"]) {
+      await table.locator('[data-testid="audit-action"]', { hasText: action }).first().waitFor();
+    }
+    await shot("admin-audit");
+  });
+
   it("stops the session and shows it STOPPED", async () => {
     await goTo("sessions");
     await page.getByTestId("session-stop").click();

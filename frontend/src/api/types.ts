@@ -16,6 +16,7 @@ export type EnrollmentTokenCreated = Schemas["EnrollmentTokenCreated"];
 export type CreateEnrollmentTokenRequest = Schemas["CreateEnrollmentTokenRequest"];
 export type CreateUserRequest = Schemas["CreateUserRequest"];
 export type UpdateUserRequest = Schemas["UpdateUserRequest"];
+export type AuditEventOut = Schemas["AuditEventOut"];
 
 /** One message of `GET /api/events`. The stream is not described by the OpenAPI document, so
  * its envelope is spelled here, around the generated shapes it carries (sdd.protocol's

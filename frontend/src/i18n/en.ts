@@ -70,6 +70,9 @@ export default {
       "Enrol a compute node: create an enrollment token, then run the command it shows on that node. The agent appears here within seconds.",
     emptyUser: "No compute node has been enrolled yet. Ask an administrator to enrol one.",
     enrolFirst: "Create an enrollment token",
+    revoke: "Revoke",
+    revokeConfirm: "Revoke {name}? Its credential stops working at once, its running sessions fail and the agent exits. The node would have to be enrolled again as a new agent.",
+    revoked: "{name} was revoked",
     status: {
       ONLINE: "Online",
       OFFLINE: "Offline",
@@ -157,9 +160,10 @@ export default {
   },
   admin: {
     title: "Administration",
-    subtitle: "People, and every session on this server.",
+    subtitle: "People, every session on this server, and who did what.",
     users: "Users",
     allSessions: "All sessions",
+    auditLog: "Audit log",
     createUser: "Create user",
     createUserTitle: "Create a user",
     username: "Username",
@@ -185,6 +189,16 @@ export default {
     failed: "Session marked FAILED",
     noUsers: "No users.",
     noSessions: "No sessions on this server yet.",
+  },
+  audit: {
+    at: "When",
+    actor: "Who",
+    action: "What",
+    target: "On",
+    detail: "Detail",
+    help: "Sign-ins, sessions, agents and administration, newest first.",
+    refresh: "Refresh",
+    more: "Load older events",
   },
   common: {
     copy: "Copy",

@@ -70,6 +70,9 @@ const zhCN: typeof en = {
     emptyAdmin: "注册一个计算节点：先创建注册令牌，再在该节点上运行它给出的命令。几秒钟后节点就会出现在这里。",
     emptyUser: "还没有注册任何计算节点，请联系管理员添加。",
     enrolFirst: "创建注册令牌",
+    revoke: "吊销",
+    revokeConfirm: "吊销 {name}？它的凭据立即失效，其上运行的会话会失败，节点代理会退出。之后该节点只能作为新节点重新注册。",
+    revoked: "已吊销 {name}",
     status: {
       ONLINE: "在线",
       OFFLINE: "离线",
@@ -157,9 +160,10 @@ const zhCN: typeof en = {
   },
   admin: {
     title: "系统管理",
-    subtitle: "用户，以及本服务器上的全部会话。",
+    subtitle: "用户、本服务器上的全部会话，以及操作记录。",
     users: "用户",
     allSessions: "全部会话",
+    auditLog: "操作记录",
     createUser: "创建用户",
     createUserTitle: "创建用户",
     username: "用户名",
@@ -185,6 +189,16 @@ const zhCN: typeof en = {
     failed: "会话已标记为失败",
     noUsers: "没有用户。",
     noSessions: "本服务器上还没有会话。",
+  },
+  audit: {
+    at: "时间",
+    actor: "操作者",
+    action: "操作",
+    target: "对象",
+    detail: "详情",
+    help: "登录、会话、节点与管理操作，最新的在前。",
+    refresh: "刷新",
+    more: "加载更早的记录",
   },
   common: {
     copy: "复制",

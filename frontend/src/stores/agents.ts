@@ -50,11 +50,17 @@ export const useAgentsStore = defineStore("agents", () => {
     loaded.value = true;
   }
 
+  /** Revoke an agent (admins): its credential stops working and its live sessions fail. */
+  async function revoke(id: string): Promise<void> {
+    await call(api.DELETE("/api/agents/{agent_id}", { params: { path: { agent_id: id } } }));
+    apply(await call(api.GET("/api/agents/{agent_id}", { params: { path: { agent_id: id } } })));
+  }
+
   function reset(): void {
     byId.value = {};
     history.value = {};
     loaded.value = false;
   }
 
-  return { byId, history, loaded, list, online, apply, fetchAll, reset };
+  return { byId, history, loaded, list, online, apply, fetchAll, revoke, reset };
 });

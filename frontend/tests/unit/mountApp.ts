@@ -28,10 +28,16 @@ export function freshPinia(): Pinia {
 }
 
 /** Mount a page as the app would: with Pinia, the i18n plugin and a router. */
-export function mountPage<C extends Component>(page: C, pinia: Pinia, router: Router = testRouter()) {
+export function mountPage<C extends Component>(
+  page: C,
+  pinia: Pinia,
+  router: Router = testRouter(),
+  props: Record<string, unknown> = {},
+) {
   const options = {
     attachTo: document.body,
+    props,
     global: { plugins: [pinia, i18n, router] },
-  } as ComponentMountingOptions<C>;
+  } as unknown as ComponentMountingOptions<C>;
   return mount(page, options);
 }
