@@ -148,12 +148,28 @@ async def register(server: Server, token: str, count: int) -> list[tuple[str, st
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
+async def listen(url: str, token: str, received: list[int]) -> None:
+    """A browser on the Agents page: holds the live event stream and reads every event."""
+    async with (
+        httpx.AsyncClient(timeout=None) as client,
+        client.stream("GET", f"{url}/api/events", params={"token": token}) as stream,
+    ):
+        async for line in stream.aiter_lines():
+            if line.startswith("data: "):
+                received[0] += 1
+
+
 async def run(
-    server: Server, levels: list[int], interval: float, window: float, connections: int
+    server: Server, levels: list[int], interval: float, window: float, connections: int, listeners: int
 ) -> list[dict[str, float]]:
     url = httpx.URL(server.url)
     token = server.enrollment_token()
     admin = server.admin_headers()
+    events = [0]
+    browsers = [
+        asyncio.create_task(listen(server.url, admin["Authorization"].removeprefix("Bearer "), events))
+        for _ in range(listeners)
+    ]
     server_process = psutil.Process(server.process.pid)
     me = psutil.Process()
     stats = Stats()
@@ -178,9 +194,14 @@ async def run(
         stats.errors = 0
         server_process.cpu_percent(None)
         me.cpu_percent(None)
+        events_before = events[0]
         stats.phase = "window"
         await asyncio.sleep(window)
         server_cpu, loadgen_cpu = server_process.cpu_percent(None), me.cpu_percent(None)
+        if listeners:
+            print(
+                f"         live events read by {listeners} browser(s): {(events[0] - events_before) / window:.0f}/s"
+            )
         stats.phase = "ramp"
         await asyncio.sleep(interval + 1)  # the window's last beats come back
         ms = [v * 1000 for v in stats.window]
@@ -218,9 +239,9 @@ async def run(
         )
         if row["p99_ms"] > 100 or stats.errors:
             break
-    for task in tasks:
+    for task in tasks + browsers:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*tasks, *browsers, return_exceptions=True)
     return results
 
 
@@ -231,6 +252,12 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="Seconds measured at each level.")
     parser.add_argument(
         "--connections", type=int, default=1, choices=[1, 2], help="Per agent: 1 (sdd agent now), 2 (before)."
+    )
+    parser.add_argument(
+        "--listeners",
+        type=int,
+        default=0,
+        help="Browsers holding the live event stream (as on the Agents page).",
     )
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
@@ -248,7 +275,7 @@ def main() -> None:
     except ImportError:
         pass
     with servers(args.backend, cpu="0") as (server,):
-        results = asyncio.run(run(server, levels, 5.0, args.window, args.connections))
+        results = asyncio.run(run(server, levels, 5.0, args.window, args.connections, args.listeners))
     good = [r for r in results if r["p99_ms"] < 100 and not r["errors"]]
     if good:
         best = good[-1]

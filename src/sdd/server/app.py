@@ -83,12 +83,11 @@ async def _publish_agents(ctx: ServerContext, written: list[str], gone: list[str
         async with ctx.db.read() as db:
             for agent in (await db.execute(select(Agent).where(Agent.id.in_(missing)))).scalars():
                 ctx.agent_rows[agent.id] = agent
-    for index, agent_id in enumerate(sorted(wanted)):
-        row = ctx.agent_rows.get(agent_id)
-        if row is not None:
-            await ctx.publish_agent(agent_out(row, ctx.presence))
-        if index % 200 == 199:
-            await asyncio.sleep(0)  # let requests in between
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), 200):
+        rows = (ctx.agent_rows.get(agent_id) for agent_id in ordered[start : start + 200])
+        await ctx.publish_agents([agent_out(row, ctx.presence) for row in rows if row is not None])
+        await asyncio.sleep(0)  # let requests in between
 
 
 def create_app(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -17,6 +16,7 @@ from sdd.server.services.errors import ServiceError
 router = APIRouter(tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
+MAX_BATCH = 100
 
 
 @router.get(
@@ -38,6 +38,10 @@ async def events(ctx: Ctx, request: Request, token: str | None = None) -> Stream
     user = await user_from_token(ctx, presented)
     is_admin = user.role == "admin"
 
+    def allowed(message: str) -> str:
+        audience, _, frames = message.partition("\n")
+        return frames if audience == AUDIENCE_EVERYONE or audience == user.id or is_admin else ""
+
     async def stream() -> AsyncIterator[str]:
         async with ctx.broker.subscribe() as queue:
             yield ": connected\n\n"
@@ -54,12 +58,15 @@ async def events(ctx: Ctx, request: Request, token: str | None = None) -> Stream
                         return
                     yield ": keepalive\n\n"
                     continue
-                if message == SHUTDOWN:
+                # Send what has piled up meanwhile in one write, not one write per event.
+                messages = [message]
+                while not queue.empty() and len(messages) < MAX_BATCH:
+                    messages.append(queue.get_nowait())
+                if SHUTDOWN in messages:
                     return
-                envelope = json.loads(message)
-                audience = envelope["audience"]
-                if audience == AUDIENCE_EVERYONE or audience == user.id or is_admin:
-                    yield f"data: {json.dumps(envelope['event'])}\n\n"
+                frames = "".join(allowed(m) for m in messages)
+                if frames:
+                    yield frames
 
     return StreamingResponse(
         stream(),

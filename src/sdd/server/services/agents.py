@@ -33,7 +33,6 @@ from sdd.server.services.security import (
     new_enrollment_token,
     secret_matches,
 )
-from sdd.server.services.views import agent_out
 
 log = logging.getLogger(__name__)
 
@@ -282,12 +281,8 @@ async def heartbeat(ctx: ServerContext, agent: AgentIdentity, beat: HeartbeatReq
                 only_if={SessionStatus.ACTIVE},
                 of_agent=agent.id,
             )
-    if previous is None and await ctx.broker.has_listeners():
-        async with ctx.db.read() as db:
-            row = await db.get(Agent, agent.id)
-        if row is not None:
-            ctx.agent_rows[agent.id] = row
-            await ctx.publish_agent(agent_out(row, ctx.presence))
+    # The UI hears of this beat at the next presence flush (every SDD_PRESENCE_FLUSH_INTERVAL), which
+    # publishes the fleet's beats in batches: a reconnecting fleet's first beats read nothing here.
     return HeartbeatResponse(settings=ctx.agent_settings(), stop_sessions=stop)
 
 

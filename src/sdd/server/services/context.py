@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from pydantic import BaseModel
 
 from sdd.protocol import AgentEvent, AgentOut, AgentSettings, FrpSettings, SessionEvent, SessionOut
 from sdd.server.db import Database
@@ -18,6 +20,17 @@ from sdd.server.services.security import TokenSigner
 from sdd.server.settings import Settings
 
 AUDIENCE_EVERYONE = "*"
+
+
+def event_message(audience: str, events: Sequence[BaseModel]) -> str:
+    """A broker message: who may hear it (a user id, or everyone), a newline, then the events as
+    ready-to-send server-sent-event frames. The event stream forwards the frames as they are:
+    at 10,000 agents a browser is sent ~2,000 agent events a second, too many to parse and
+    re-serialise one by one."""
+    frames = "".join(f"data: {event.model_dump_json()}\n\n" for event in events)
+    return f"{audience}\n{frames}"
+
+
 FORGET_AGENT = "forget-agent"
 
 
@@ -101,15 +114,9 @@ class ServerContext:
 
     async def publish_session(self, session: SessionOut) -> None:
         """Only the session's owner (and admins) hear of it: it carries the IDE password."""
-        await self.broker.publish(
-            json.dumps(
-                {"audience": session.owner_id, "event": SessionEvent(session=session).model_dump(mode="json")}
-            )
-        )
+        await self.broker.publish(event_message(session.owner_id, [SessionEvent(session=session)]))
 
-    async def publish_agent(self, agent: AgentOut) -> None:
-        await self.broker.publish(
-            json.dumps(
-                {"audience": AUDIENCE_EVERYONE, "event": AgentEvent(agent=agent).model_dump(mode="json")}
-            )
-        )
+    async def publish_agents(self, agents: list[AgentOut]) -> None:
+        """Agents' live metrics, for everyone: one broker message for the lot."""
+        if agents:
+            await self.broker.publish(event_message(AUDIENCE_EVERYONE, [AgentEvent(agent=a) for a in agents]))
