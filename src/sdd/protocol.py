@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PROTOCOL_VERSION = 1
 
@@ -19,6 +19,19 @@ AGENT_CREDENTIAL_PREFIX = "sdda_"
 ENROLLMENT_TOKEN_PREFIX = "sdde_"  # noqa: S105 (a prefix, not a secret)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""Ids the server hands out (agents, sessions, tasks, users, tokens)."""
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL cannot store NUL in text: refused here with a 422, not a 500 from the database.
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = AfterValidator(_no_nul)
+"""Free text that is stored or looked up: anything but NUL."""
 """Names of users and agents: safe in a path, a subdomain-ish label, a log line."""
 
 
@@ -76,7 +89,7 @@ class _Out(BaseModel):
 
 
 class LoginRequest(_Model):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
+    username: Annotated[str, Field(min_length=1, max_length=64), Text]
     password: Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -155,7 +168,7 @@ class AgentOut(_Out):
 
 
 class CreateEnrollmentTokenRequest(_Model):
-    note: Annotated[str, Field(max_length=200)] = ""
+    note: Annotated[str, Field(max_length=200), Text] = ""
     expires_in_seconds: Annotated[int, Field(ge=60, le=365 * 24 * 3600)] = 7 * 24 * 3600
     single_use: bool = False
 
@@ -183,7 +196,7 @@ class EnrollmentTokenCreated(EnrollmentTokenOut):
 
 
 class CreateSessionRequest(_Model):
-    agent_id: Annotated[str | None, Field(max_length=64)] = None
+    agent_id: Annotated[str | None, Field(pattern=ID_PATTERN)] = None
 
 
 class SessionOut(_Out):
@@ -205,7 +218,7 @@ class SessionOut(_Out):
 
 
 class ForceFailRequest(_Model):
-    reason: Annotated[str, Field(min_length=1, max_length=500)] = "forced to FAILED by an admin"
+    reason: Annotated[str, Field(min_length=1, max_length=500), Text] = "forced to FAILED by an admin"
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,13 +266,13 @@ class AgentSettings(_Out):
 
 
 class AgentRegisterRequest(_Model):
-    enrollment_token: Annotated[str, Field(min_length=8, max_length=200)]
-    node_key: Annotated[str, Field(min_length=16, max_length=128)]
+    enrollment_token: Annotated[str, Field(min_length=8, max_length=200), Text]
+    node_key: Annotated[str, Field(min_length=16, max_length=128), Text]
     """A random key the node keeps in its runtime dir: registering again with it keeps the
     agent's identity."""
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    hostname: Annotated[str, Field(min_length=1, max_length=255)]
-    version: Annotated[str, Field(max_length=64)] = ""
+    hostname: Annotated[str, Field(min_length=1, max_length=255), Text]
+    version: Annotated[str, Field(max_length=64), Text] = ""
 
 
 class AgentRegisterResponse(_Out):
@@ -270,7 +283,7 @@ class AgentRegisterResponse(_Out):
 
 
 class RunningSession(_Model):
-    session_id: Annotated[str, Field(max_length=64)]
+    session_id: Annotated[str, Field(pattern=ID_PATTERN)]
     local_port: Annotated[int, Field(ge=1, le=65535)]
     healthy: bool
     exit_status: int | None = None
@@ -280,7 +293,7 @@ class RunningSession(_Model):
 class HeartbeatRequest(_Model):
     metrics: Metrics
     sessions: Annotated[list[RunningSession], Field(max_length=1000)] = []
-    version: Annotated[str, Field(max_length=64)] = ""
+    version: Annotated[str, Field(max_length=64), Text] = ""
 
 
 class HeartbeatResponse(_Out):
@@ -318,7 +331,7 @@ class PollResponse(_Out):
 
 class TaskResult(_Model):
     ok: bool
-    error: Annotated[str | None, Field(max_length=8000)] = None
+    error: Annotated[str | None, Field(max_length=8000), Text] = None
     local_port: Annotated[int | None, Field(ge=1, le=65535)] = None
 
 

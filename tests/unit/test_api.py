@@ -603,3 +603,23 @@ async def test_an_out_of_range_number_is_a_422_not_a_crash(app_client: httpx.Asy
     for cursor in ("1982837827821808941793280", "9223372036854775806"):
         response = await app_client.get(f"/api/audit?before={cursor}", headers=admin)
         assert response.status_code == 422
+
+
+async def test_text_the_database_cannot_store_is_a_422_not_a_500(app_client: httpx.AsyncClient) -> None:
+    """PostgreSQL refuses NUL in text: such input is turned away with a reason before it gets there
+    (schemathesis found the 500 on POST /api/sessions)."""
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    cases = [
+        ("POST", "/api/sessions", {"agent_id": "a\u0000b"}, admin, "agent_id"),
+        ("POST", "/api/enrollment-tokens", {"note": "lab\u0000"}, admin, "note"),
+        ("POST", "/api/auth/login", {"username": "ad\u0000min", "password": "x"}, {}, "username"),
+        ("POST", "/api/agent/heartbeat", {"metrics": {}, "version": "1\u0000"}, agent, "version"),
+        ("POST", "/api/agent/tasks/poll?wait=0", {"metrics": {}, "version": "1\u0000"}, agent, "version"),
+        ("GET", "/api/sessions/a%00b", None, admin, "session_id"),
+        ("POST", "/api/agent/tasks/a%00b/ack", None, agent, "task_id"),
+    ]
+    for method, path, body, headers, field in cases:
+        response = await app_client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert field in response.json()["detail"], (path, response.text)

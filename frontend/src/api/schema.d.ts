@@ -1222,6 +1222,7 @@ export interface operations {
                 authorization?: string | null;
             };
             path: {
+                /** @description An id the server handed out */
                 task_id: string;
             };
             cookie?: never;
@@ -1321,6 +1322,7 @@ export interface operations {
                 authorization?: string | null;
             };
             path: {
+                /** @description An id the server handed out */
                 task_id: string;
             };
             cookie?: never;
@@ -1513,6 +1515,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 agent_id: string;
             };
             cookie?: never;
@@ -1607,6 +1610,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 agent_id: string;
             };
             cookie?: never;
@@ -2359,6 +2363,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 token_id: string;
             };
             cookie?: never;
@@ -2923,6 +2928,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 session_id: string;
             };
             cookie?: never;
@@ -3017,6 +3023,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 session_id: string;
             };
             cookie?: never;
@@ -3115,6 +3122,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 session_id: string;
             };
             cookie?: never;
@@ -3397,6 +3405,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description An id the server handed out */
                 user_id: string;
             };
             cookie?: never;

@@ -14,7 +14,7 @@ from sdd.protocol import (
     PollResponse,
     TaskResult,
 )
-from sdd.server.api.deps import Ctx, CurrentAgent
+from sdd.server.api.deps import Ctx, CurrentAgent, IdPath
 from sdd.server.services import agents as agent_service
 from sdd.server.services import queue
 from sdd.server.services import sessions as session_service
@@ -50,7 +50,7 @@ async def poll(
 
 
 @router.post("/tasks/{task_id}/ack")
-async def acknowledge(ctx: Ctx, agent: CurrentAgent, task_id: str) -> dict[str, str]:
+async def acknowledge(ctx: Ctx, agent: CurrentAgent, task_id: IdPath) -> dict[str, str]:
     changed = None
     async with ctx.db.write() as db:
         task = await queue.load_for_agent(db, agent.id, task_id)
@@ -66,7 +66,7 @@ async def acknowledge(ctx: Ctx, agent: CurrentAgent, task_id: str) -> dict[str, 
 
 
 @router.post("/tasks/{task_id}/result")
-async def report(ctx: Ctx, agent: CurrentAgent, task_id: str, body: TaskResult) -> dict[str, str]:
+async def report(ctx: Ctx, agent: CurrentAgent, task_id: IdPath, body: TaskResult) -> dict[str, str]:
     """Idempotent: a result for a task already done (or cancelled) changes nothing."""
     changed = None
     async with ctx.db.write() as db:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 
 from sdd.protocol import AgentOut, CreateEnrollmentTokenRequest, EnrollmentTokenCreated, EnrollmentTokenOut
-from sdd.server.api.deps import AdminUser, Ctx, CurrentUser
+from sdd.server.api.deps import AdminUser, Ctx, CurrentUser, IdPath
 from sdd.server.models import Agent
 from sdd.server.services import agents as agent_service
 from sdd.server.services.errors import NotFound
@@ -21,7 +21,7 @@ async def list_agents(ctx: Ctx, user: CurrentUser) -> list[AgentOut]:
 
 
 @router.get("/agents/{agent_id}")
-async def get_agent(ctx: Ctx, user: CurrentUser, agent_id: str) -> AgentOut:
+async def get_agent(ctx: Ctx, user: CurrentUser, agent_id: IdPath) -> AgentOut:
     async with ctx.db.read() as db:
         agent = await db.get(Agent, agent_id)
     if agent is None:
@@ -30,7 +30,7 @@ async def get_agent(ctx: Ctx, user: CurrentUser, agent_id: str) -> AgentOut:
 
 
 @router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_agent(ctx: Ctx, admin: AdminUser, agent_id: str) -> None:
+async def revoke_agent(ctx: Ctx, admin: AdminUser, agent_id: IdPath) -> None:
     """Revoke an agent: its credential stops working at once, its frpc can no longer log in to frps,
     and its live sessions fail."""
     await agent_service.revoke_agent(ctx, admin, agent_id)
@@ -55,5 +55,5 @@ async def list_enrollment_tokens(ctx: Ctx, admin: AdminUser) -> list[EnrollmentT
 
 
 @router.delete("/enrollment-tokens/{token_id}")
-async def revoke_enrollment_token(ctx: Ctx, admin: AdminUser, token_id: str) -> EnrollmentTokenOut:
+async def revoke_enrollment_token(ctx: Ctx, admin: AdminUser, token_id: IdPath) -> EnrollmentTokenOut:
     return await agent_service.revoke_enrollment_token(ctx, admin, token_id)

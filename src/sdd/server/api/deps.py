@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sdd.protocol import Role
+from sdd.protocol import ID_PATTERN, Role
 from sdd.server.models import User
 from sdd.server.services import agents as agent_service
 from sdd.server.services.context import AgentIdentity, ServerContext
@@ -24,6 +24,9 @@ async def get_context(request: Request) -> ServerContext:
 
 
 Ctx = Annotated[ServerContext, Depends(get_context)]
+
+IdPath = Annotated[str, Path(pattern=ID_PATTERN, description="An id the server handed out")]
+"""An id in a path: anything else is a 422 before it reaches the database."""
 
 
 async def user_from_token(ctx: ServerContext, token: str | None) -> User:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from sdd.protocol import CreateSessionRequest, ForceFailRequest, SessionOut
-from sdd.server.api.deps import AdminUser, Ctx, CurrentUser
+from sdd.server.api.deps import AdminUser, Ctx, CurrentUser, IdPath
 from sdd.server.models import Session
 from sdd.server.services import sessions as session_service
 from sdd.server.services.errors import Conflict
@@ -30,20 +30,20 @@ async def list_sessions(ctx: Ctx, user: CurrentUser, all: bool = False) -> list[
 
 
 @router.get("/{session_id}")
-async def get_session(ctx: Ctx, user: CurrentUser, session_id: str) -> SessionOut:
+async def get_session(ctx: Ctx, user: CurrentUser, session_id: IdPath) -> SessionOut:
     async with ctx.db.read() as db:
         session = await session_service.load_visible(db, user, session_id)
         return (await session_views(db, [session]))[0]
 
 
 @router.post("/{session_id}/stop", status_code=status.HTTP_202_ACCEPTED)
-async def stop_session(ctx: Ctx, user: CurrentUser, session_id: str) -> SessionOut:
+async def stop_session(ctx: Ctx, user: CurrentUser, session_id: IdPath) -> SessionOut:
     return await session_service.stop_session(ctx, user, session_id)
 
 
 @router.post("/{session_id}/fail")
 async def force_fail(
-    ctx: Ctx, admin: AdminUser, session_id: str, body: ForceFailRequest | None = None
+    ctx: Ctx, admin: AdminUser, session_id: IdPath, body: ForceFailRequest | None = None
 ) -> SessionOut:
     """Admin: force a stuck session to FAILED (recorded in the audit log)."""
     reason = (body or ForceFailRequest()).reason

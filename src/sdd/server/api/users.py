@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from sdd.protocol import CreateUserRequest, UpdateUserRequest, UserOut
-from sdd.server.api.deps import AdminUser, Ctx
+from sdd.server.api.deps import AdminUser, Ctx, IdPath
 from sdd.server.services import users as user_service
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -20,5 +20,5 @@ async def create_user(ctx: Ctx, admin: AdminUser, body: CreateUserRequest) -> Us
 
 
 @router.patch("/{user_id}")
-async def update_user(ctx: Ctx, admin: AdminUser, user_id: str, body: UpdateUserRequest) -> UserOut:
+async def update_user(ctx: Ctx, admin: AdminUser, user_id: IdPath, body: UpdateUserRequest) -> UserOut:
     return await user_service.update_user(ctx, user_id, body, admin)
