@@ -69,6 +69,21 @@ def test_nginx_keeps_long_polls_and_event_streams_open() -> None:
     assert "proxy_buffering off;" in conf
 
 
+def test_the_shipped_files_carry_a_fleet_of_ten_thousand_agents() -> None:
+    """One connection per agent to the server, two through nginx (docs/deployment.md, Sizing)."""
+    agents = 10_000
+    conf = (DEPLOY / "nginx.conf").read_text()
+    workers = int(re.search(r"worker_connections (\d+);", conf).group(1))  # type: ignore[union-attr]
+    files = int(re.search(r"worker_rlimit_nofile (\d+);", conf).group(1))  # type: ignore[union-attr]
+    assert workers >= 2 * agents and files >= 2 * agents
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert compose["services"]["nginx"]["volumes"] == ["./nginx.conf:/etc/nginx/nginx.conf:ro"]
+    for name, needed in (("server", agents + 1000), ("nginx", 2 * agents)):
+        service = compose["services"][name]
+        assert service["ulimits"]["nofile"]["soft"] >= needed, name
+        assert service["sysctls"]["net.core.somaxconn"] >= 4096, name
+
+
 def test_the_agent_unit_runs_a_real_command_with_real_settings() -> None:
     lines = [line.strip() for line in (DEPLOY / "sdd-agent.service").read_text().splitlines()]
     assert "[Service]" in lines and "[Install]" in lines
