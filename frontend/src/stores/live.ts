@@ -2,7 +2,7 @@ import { defineStore } from "pinia";
 import { ref } from "vue";
 
 import { readToken } from "@/api/token";
-import type { LiveEvent } from "@/api/types";
+import type { AgentOut, LiveEvent } from "@/api/types";
 
 import { useAgentsStore } from "./agents";
 import { useAuthStore } from "./auth";
@@ -12,6 +12,9 @@ import { useSessionsStore } from "./sessions";
 export const MAX_RETRY_MS = 30_000;
 /** A slow refetch in case an event was lost (the stream never replays what it missed). */
 export const SAFETY_REFRESH_MS = 60_000;
+/** Agents' metrics are applied at most this often: a large fleet sends thousands of events a
+ * second (one per heartbeat), and each application re-renders whatever lists agents. */
+export const AGENT_BATCH_MS = 250;
 
 export type LiveState = "idle" | "connecting" | "open" | "retrying";
 
@@ -26,6 +29,17 @@ export const useLiveStore = defineStore("live", () => {
   let failures = 0;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let safetyTimer: ReturnType<typeof setInterval> | undefined;
+  let pendingAgents = new Map<string, AgentOut>();
+  let agentTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Apply the agents' events held back since the last batch (the newest per agent wins). */
+  function flushAgents(): void {
+    clearTimeout(agentTimer);
+    agentTimer = undefined;
+    const batch = pendingAgents;
+    pendingAgents = new Map();
+    for (const agent of batch.values()) agents.apply(agent);
+  }
 
   /** Refetch every list the stream keeps up to date. Failures are left for the next try. */
   async function refresh(): Promise<void> {
@@ -39,8 +53,12 @@ export const useLiveStore = defineStore("live", () => {
     } catch {
       return;
     }
-    if (event.type === "agent") agents.apply(event.agent);
-    else if (event.type === "session") sessions.apply(event.session);
+    if (event.type === "agent") {
+      pendingAgents.set(event.agent.id, event.agent);
+      agentTimer ??= setTimeout(flushAgents, AGENT_BATCH_MS);
+    } else if (event.type === "session") {
+      sessions.apply(event.session); // few, and someone may be waiting for ACTIVE: at once
+    }
   }
 
   function connect(): void {
@@ -83,6 +101,9 @@ export const useLiveStore = defineStore("live", () => {
   }
 
   function stop(): void {
+    clearTimeout(agentTimer);
+    agentTimer = undefined;
+    pendingAgents = new Map();
     clearTimeout(retryTimer);
     clearInterval(safetyTimer);
     source?.close();
@@ -90,5 +111,5 @@ export const useLiveStore = defineStore("live", () => {
     state.value = "idle";
   }
 
-  return { state, start, stop, refresh, dispatch };
+  return { state, start, stop, refresh, dispatch, flushAgents };
 });

@@ -3,10 +3,10 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 
 import { useAgentsStore } from "@/stores/agents";
 import { useAuthStore } from "@/stores/auth";
-import { useLiveStore } from "@/stores/live";
+import { AGENT_BATCH_MS, useLiveStore } from "@/stores/live";
 import { useSessionsStore } from "@/stores/sessions";
 
-import { agent, serveApi, session, user } from "./fakes";
+import { agent, at, serveApi, session, user } from "./fakes";
 
 /** An EventSource the test drives by hand. */
 class FakeEventSource {
@@ -63,15 +63,23 @@ describe("the live connection", () => {
     expect(latest().url).toBe("/api/events?token=tok%2F1");
   });
 
-  it("applies agent and session events to their stores", () => {
+  it("applies session events at once and agents' metrics in batches, the newest per agent", () => {
+    vi.useFakeTimers();
     const live = useLiveStore();
     live.start();
+    const agents = useAgentsStore();
+    agents.apply(agent({ cpu_percent: 10 }));
 
-    latest().send({ type: "agent", agent: agent({ cpu_percent: 66 }) });
+    latest().send({ type: "agent", agent: agent({ cpu_percent: 50, last_seen: at(2) }) });
+    latest().send({ type: "agent", agent: agent({ cpu_percent: 66, last_seen: at(4) }) });
     latest().send({ type: "session", session: session({ status: "STARTING" }) });
 
-    expect(useAgentsStore().byId.a1!.cpu_percent).toBe(66);
     expect(useSessionsStore().byId.s1!.status).toBe("STARTING");
+    expect(agents.byId.a1!.cpu_percent).toBe(10); // held back...
+    vi.advanceTimersByTime(AGENT_BATCH_MS);
+    expect(agents.byId.a1!.cpu_percent).toBe(66); // ...then applied, newest first
+    live.stop();
+    vi.useRealTimers();
   });
 
   it("refetches the lists whenever the stream (re)opens", async () => {
