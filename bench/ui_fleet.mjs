@@ -1,0 +1,28 @@
+import { createRequire } from "node:module";
+const { chromium } = createRequire(new URL("../frontend/package.json", import.meta.url))("playwright-core");
+// The browser half of bench/ui_fleet.py: node bench/ui_fleet.mjs <server url> <admin token> <agents>
+const [url, token, count] = process.argv.slice(2);
+const wanted = `sim-${Math.floor(Number(count) / 2)}`;
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+await page.goto(url + "/login");
+await page.evaluate((t) => localStorage.setItem("sdd.token", t), token);
+const t0 = Date.now();
+await page.goto(url + "/agents");
+await page.locator('[data-testid="agent-card"]').first().waitFor({ timeout: 60000 });
+console.log(`agents page with ${count} agents: first cards after ${Date.now() - t0} ms`);
+const cdp = await page.context().newCDPSession(page);
+await cdp.send("Performance.enable");
+const metric = async () => Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+const before = await metric();
+await page.waitForTimeout(20000);
+const after = await metric();
+console.log(`main-thread busy while live for 20 s: ${(((after.TaskDuration - before.TaskDuration) / 20) * 100).toFixed(1)} %; JS heap ${(after.JSHeapUsedSize / 2 ** 20).toFixed(0)} MB`);
+const t1 = Date.now();
+await page.locator(`input[data-testid="agent-search"]`).fill(wanted);
+await page.locator(`[data-testid="agent-card"][data-agent="${wanted}"]`).waitFor();
+await page.waitForFunction(() => document.querySelectorAll('[data-testid="agent-card"]').length === 1);
+console.log(`search for ${wanted} to one card: ${Date.now() - t1} ms`);
+const online = await page.getByTestId("online-count").innerText();
+console.log(`online count shown: ${online.replace(/\s+/g, " ")}`);
+await browser.close();
