@@ -537,6 +537,21 @@ async def test_metrics_are_for_admins_and_count_what_happens(app_client: httpx.A
     assert session["id"]
 
 
+async def test_metrics_show_open_event_streams_and_events_a_slow_one_lost(
+    app_client: httpx.AsyncClient,
+) -> None:
+    from sdd.server.services.broker import EVENT_QUEUE_SIZE
+
+    admin = await login(app_client)
+    broker = app_client.app.state.context.broker  # type: ignore[attr-defined]
+    async with broker.subscribe():  # a browser that reads nothing
+        for _ in range(EVENT_QUEUE_SIZE + 3):
+            broker.deliver_local("*\ndata: {}\n\n")
+        text = (await app_client.get("/metrics", headers=admin)).text
+    assert "sdd_event_streams 1.0" in text
+    assert "sdd_events_dropped_total 3.0" in text
+
+
 async def test_a_scraper_reads_metrics_with_its_token(app_client: httpx.AsyncClient) -> None:
     from pydantic import SecretStr
 

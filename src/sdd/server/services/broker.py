@@ -27,6 +27,8 @@ class LocalBroker:
         # Agents known to have no open task (see mark_idle).
         self._idle: set[str] = set()
         self._wakes: defaultdict[str, int] = defaultdict(int)
+        self.dropped_events = 0
+        """Live events not delivered because a stream's queue was full (a browser too slow)."""
 
     async def start(self) -> None:
         return None
@@ -111,9 +113,16 @@ class LocalBroker:
 
     def deliver_local(self, message: str) -> None:
         for queue in self._subscribers:
-            with contextlib.suppress(asyncio.QueueFull):
-                # A subscriber this far behind is a dead browser tab; it loses events, not us.
+            try:
                 queue.put_nowait(message)
+            except asyncio.QueueFull:
+                # A subscriber this far behind is a dead browser tab; it loses events, not us.
+                self.dropped_events += 1
+
+    @property
+    def stream_count(self) -> int:
+        """Live event streams open on this replica."""
+        return len(self._subscribers)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:

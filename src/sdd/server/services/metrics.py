@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 
 from sdd.protocol import SessionStatus
@@ -96,6 +96,14 @@ class _Snapshot:
         depth = GaugeMetricFamily("sdd_task_queue_depth", "Tasks queued or leased but not acknowledged")
         depth.add_metric([], float(self.values.get("queue", 0)))  # type: ignore[arg-type]
         yield depth
+        streams = GaugeMetricFamily("sdd_event_streams", "Live event streams (browsers) open on this replica")
+        streams.add_metric([], float(self.values.get("streams", 0)))  # type: ignore[arg-type]
+        yield streams
+        dropped = CounterMetricFamily(
+            "sdd_events_dropped", "Live events dropped on this replica because a stream fell behind"
+        )
+        dropped.add_metric([], float(self.values.get("dropped", 0)))  # type: ignore[arg-type]
+        yield dropped
 
 
 async def render_metrics(ctx: ServerContext) -> bytes:
@@ -113,7 +121,15 @@ async def render_metrics(ctx: ServerContext) -> bytes:
         queue = await db.scalar(select(func.count()).where(Task.state.in_(("QUEUED", "LEASED"))))
     # This replica's own fresh beats may not be flushed yet.
     fresh = sum(1 for beat in ctx.presence.beats.values() if beat.last_seen >= recent and not beat.flushed)
-    snapshot = _Snapshot({"online": (online or 0) + fresh, "sessions": statuses, "queue": queue or 0})
+    snapshot = _Snapshot(
+        {
+            "online": (online or 0) + fresh,
+            "sessions": statuses,
+            "queue": queue or 0,
+            "streams": ctx.broker.stream_count,
+            "dropped": ctx.broker.dropped_events,
+        }
+    )
     registry = CollectorRegistry(auto_describe=True)
     registry.register(snapshot)
     return ctx.metrics.render() + generate_latest(registry)
