@@ -19,6 +19,7 @@ AGENT_CREDENTIAL_PREFIX = "sdda_"
 ENROLLMENT_TOKEN_PREFIX = "sdde_"  # noqa: S105 (a prefix, not a secret)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+"""Names of users and agents: safe in a path, a subdomain-ish label, a log line."""
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """Ids the server hands out (agents, sessions, tasks, users, tokens)."""
 
@@ -32,7 +33,6 @@ def _no_nul(value: str | None) -> str | None:
 
 Text = AfterValidator(_no_nul)
 """Free text that is stored or looked up: anything but NUL."""
-"""Names of users and agents: safe in a path, a subdomain-ish label, a log line."""
 
 
 class Role(enum.StrEnum):
@@ -135,6 +135,9 @@ class ServerInfo(_Out):
 
 
 class Metrics(_Model):
+    # Infinity or NaN would be stored as JSON PostgreSQL refuses, failing a whole presence flush.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
     cpu_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
     cpu_count: Annotated[int, Field(ge=0)] = 0
     memory_percent: Annotated[float, Field(ge=0, le=100)] = 0.0

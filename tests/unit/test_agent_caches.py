@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -89,3 +90,31 @@ async def test_a_lost_wake_up_delays_a_task_by_one_sweep_and_never_loses_it(
     tasks = (await asyncio.wait_for(held, 5)).json()["tasks"]
     assert [t["session_id"] for t in tasks] == [session["id"]]
     assert await queue.wake_idle_agents_with_tasks(ctx) == []
+
+
+async def test_an_identity_read_before_a_revocation_is_not_cached_after_it(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """A cache fill whose read began before a forget (revoke, new credential) must not land after
+    it, or the revoked agent would pass the fast path until the entry expired."""
+    from sdd.server.services import agents as agent_service
+
+    admin = await login(app_client)
+    agent = await enroll(app_client, admin)
+    ctx = app_client.app.state.context  # type: ignore[attr-defined]
+    agent_id = agent["X-Agent-Id"]
+    ctx.agent_identities.clear()
+    real_read = ctx.db.read
+
+    def read_then_revoked_elsewhere() -> Any:
+        # The forget of a revocation on another replica arrives while this read is under way.
+        ctx.db.read = real_read
+        ctx.broker.deliver_control(f"forget-agent:{agent_id}")
+        return real_read()
+
+    ctx.db.read = read_then_revoked_elsewhere
+    identity = await agent_service._load_identity(ctx, agent_id)
+    assert identity is not None and identity.id == agent_id  # this request may use what it read
+    assert agent_id not in ctx.agent_identities  # but it is not cached past the forget
+    await agent_service._load_identity(ctx, agent_id)
+    assert agent_id in ctx.agent_identities  # a read begun after the forget is

@@ -633,6 +633,9 @@ async def test_text_the_database_cannot_store_is_a_422_not_a_500(app_client: htt
         ("POST", "/api/agent/tasks/poll?wait=0", {"metrics": {}, "version": "1\u0000"}, agent, "version"),
         ("GET", "/api/sessions/a%00b", None, admin, "session_id"),
         ("POST", "/api/agent/tasks/a%00b/ack", None, agent, "task_id"),
+        ("GET", "/api/audit?action=a%00b", None, admin, "action"),
+        # Infinity would be stored as JSON PostgreSQL refuses, failing a whole presence flush.
+        ("POST", "/api/agent/tasks/poll?wait=0", {"metrics": {"load_1": "Infinity"}}, agent, "load_1"),
     ]
     for method, path, body, headers, field in cases:
         response = await app_client.request(method, path, json=body, headers=headers)

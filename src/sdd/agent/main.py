@@ -250,6 +250,11 @@ class Agent:
                 request_timeout=wait + 15,
             )
         )
+        if beat is not None and reply.heartbeat is None:
+            # A server older than the combined poll ignored the beat: send it on its own.
+            reply.heartbeat = HeartbeatResponse.model_validate(
+                await self._call("POST", "/api/agent/heartbeat", json=beat.model_dump(mode="json"))
+            )
         if beat is not None:
             # Only a beat the server took counts: after a failure the next poll carries one again.
             self._next_beat = started + interval

@@ -58,9 +58,10 @@ class AgentPollFastPath:
         wait = parse_wait(scope["query_string"])
         authorization = content_type = None
         for name, value in scope["headers"]:
-            if name == b"authorization":
+            # The first of each, as FastAPI's Header() reads them.
+            if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
-            elif name == b"content-type":
+            elif name == b"content-type" and content_type is None:
                 content_type = value
         identity = agent_service.cached_identity(self.ctx, authorization) if wait is not None else None
         if identity is None or wait is None:
@@ -79,6 +80,7 @@ class AgentPollFastPath:
         try:
             reply = await agent_service.heartbeat_and_poll(self.ctx, identity, beat, wait)
         except ServiceError as exc:  # as the app's handler for ServiceError answers
-            await send_json(send, exc.status_code, json.dumps({"detail": exc.detail}).encode())
+            extra = [(b"www-authenticate", b"Bearer")] if exc.status_code == 401 else []
+            await send_json(send, exc.status_code, json.dumps({"detail": exc.detail}).encode(), extra)
             return
         await send_json(send, 200, reply.model_dump_json().encode())

@@ -31,7 +31,10 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def send_json(send: Send, status: int, payload: bytes) -> None:
+async def send_json(
+    send: Send, status: int, payload: bytes, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -20,7 +20,9 @@ async def audit_log(
     before: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Only events with an id below this (paging).")
     ] = None,
-    action: Annotated[str | None, Query(max_length=64, description="e.g. session.stop, auth.login")] = None,
+    action: Annotated[
+        str | None, Query(pattern=r"^[a-z_.]{1,64}$", description="e.g. session.stop, auth.login")
+    ] = None,
 ) -> list[AuditEventOut]:
     """Who did what, newest first: sign-ins (and failed ones), session starts and stops, agent
     registrations and revocations, user and token administration, forced failures."""

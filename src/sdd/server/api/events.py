@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -36,25 +37,37 @@ async def events(ctx: Ctx, request: Request, token: str | None = None) -> Stream
     header = request.headers.get("authorization", "")
     presented = token or header.removeprefix("Bearer ").strip() or None
     user = await user_from_token(ctx, presented)
-    is_admin = user.role == "admin"
+    viewer = {"id": user.id, "admin": user.role == "admin"}
 
     def allowed(message: str) -> str:
         audience, _, frames = message.partition("\n")
-        return frames if audience == AUDIENCE_EVERYONE or audience == user.id or is_admin else ""
+        visible = audience == AUDIENCE_EVERYONE or audience == viewer["id"] or viewer["admin"]
+        return frames if visible else ""
+
+    async def still_allowed() -> bool:
+        """A logout, a disabled account, a new password or a lost admin role takes effect here."""
+        try:
+            current = await user_from_token(ctx, presented)
+        except ServiceError:
+            return False
+        viewer["admin"] = current.role == "admin"
+        return True
 
     async def stream() -> AsyncIterator[str]:
         async with ctx.broker.subscribe() as queue:
             yield ": connected\n\n"
+            checked = time.monotonic()
             while True:
+                # Who is listening is checked again every KEEPALIVE_SECONDS, however busy the
+                # stream: a fleet's metrics keep it busy, and session events carry passwords.
+                if time.monotonic() - checked >= KEEPALIVE_SECONDS:
+                    checked = time.monotonic()
+                    if not await still_allowed():
+                        return
                 try:
                     message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     if await request.is_disconnected() or ctx.shutting_down.is_set():
-                        return
-                    # A logout, a disabled account or a new password ends the stream here too.
-                    try:
-                        await user_from_token(ctx, presented)
-                    except ServiceError:
                         return
                     yield ": keepalive\n\n"
                     continue

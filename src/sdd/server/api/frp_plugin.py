@@ -13,13 +13,14 @@ token, so the secret is in the path (and is compared in constant time).
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from sdd.protocol import LIVE_SESSION_STATUSES
+from sdd.protocol import ID_PATTERN, LIVE_SESSION_STATUSES
 from sdd.server.api.deps import Ctx
 from sdd.server.models import Session
 from sdd.server.services import agents as agent_service
@@ -54,6 +55,8 @@ async def frp_plugin(ctx: Ctx, secret: str, body: PluginRequest) -> dict[str, An
     metas = content.get("metas") if body.op == "Login" else (content.get("user") or {}).get("metas")
     metas = metas or {}
     agent_id, credential = str(metas.get("agent_id", "")), str(metas.get("credential", ""))
+    if not re.fullmatch(ID_PATTERN, agent_id) or "\x00" in credential:
+        return _reject("not an enrolled SDD agent: malformed agent_id or credential metadata")
     try:
         agent = await agent_service.authenticate(ctx, f"Bearer {agent_id}:{credential}")
     except ServiceError as exc:

@@ -126,8 +126,9 @@ async def register(ctx: ServerContext, request: AgentRegisterRequest) -> AgentRe
         agent.credential_hash = hash_secret(credential)
         agent.enrollment_token_id = token.id
         db.add(AuditEvent(actor=f"agent:{request.name}", action=action, target=agent.id))
-    await ctx.forget_agent(agent.id)  # on the other replicas (their cached credential is stale)
-    _cache_identity(ctx, agent.id, agent.name, agent.credential_hash, revoked=False)
+        forgotten = ctx.forgotten.get(agent.id, 0)
+    await ctx.forget_agent(agent.id)  # on every replica (a cached credential is stale); +1 here
+    _cache_identity(ctx, agent.id, agent.name, agent.credential_hash, False, forgotten + 1)
     if action == "agent.register":
         # A new agent has no task: its first polls need not look (a task queued for it wakes it).
         ctx.broker.mark_idle(agent.id, 0)
@@ -142,6 +143,7 @@ AUTH_CACHE_SECONDS = (300.0, 600.0)
 
 
 async def _load_identity(ctx: ServerContext, agent_id: str) -> AgentIdentity | None:
+    forgotten = ctx.forgotten.get(agent_id, 0)
     async with ctx.db.read() as db:
         row = (
             await db.execute(
@@ -153,15 +155,18 @@ async def _load_identity(ctx: ServerContext, agent_id: str) -> AgentIdentity | N
     if row is None:
         ctx.agent_identities.pop(agent_id, None)
         return None
-    return _cache_identity(ctx, row.id, row.name, row.credential_hash, row.revoked_at is not None)
+    return _cache_identity(ctx, row.id, row.name, row.credential_hash, row.revoked_at is not None, forgotten)
 
 
 def _cache_identity(
-    ctx: ServerContext, agent_id: str, name: str, credential_hash: str, revoked: bool
+    ctx: ServerContext, agent_id: str, name: str, credential_hash: str, revoked: bool, forgotten: int
 ) -> AgentIdentity:
+    """Cache what was read, unless the agent was forgotten (revoked, new credential) since the read
+    began (`forgotten` is the count expected now): a stale identity must not outlive its forget."""
     expires_at = time.monotonic() + random.uniform(*AUTH_CACHE_SECONDS)  # noqa: S311 (spread, not a secret)
     identity = AgentIdentity(agent_id, name, credential_hash, revoked, expires_at)
-    ctx.agent_identities[agent_id] = identity
+    if ctx.forgotten.get(agent_id, 0) == forgotten:
+        ctx.agent_identities[agent_id] = identity
     return identity
 
 
@@ -171,13 +176,15 @@ async def warm_caches(ctx: ServerContext) -> int:
     After a restart the whole fleet reconnects within seconds; without this, each agent's first
     poll would read the database twice (its credential, its queue), thousands of reads queueing for
     the connection pool while the agents wait. Returns the number of agents cached."""
+    forgotten = dict(ctx.forgotten)
     async with ctx.db.read() as db:
         rows = (await db.execute(select(Agent.id, Agent.name, Agent.credential_hash, Agent.revoked_at))).all()
         wakes = {row.id: ctx.broker.wakes(row.id) for row in rows}
         open_tasks = select(Task.agent_id).where(Task.state.in_(queue.OPEN_STATES)).distinct()
         busy = set((await db.scalars(open_tasks)).all())
     for row in rows:
-        _cache_identity(ctx, row.id, row.name, row.credential_hash, row.revoked_at is not None)
+        revoked = row.revoked_at is not None
+        _cache_identity(ctx, row.id, row.name, row.credential_hash, revoked, forgotten.get(row.id, 0))
         if row.id not in busy:
             # A task queued since `wakes` was read bumped the counter: then this mark is refused.
             ctx.broker.mark_idle(row.id, wakes[row.id])

@@ -55,12 +55,15 @@ class ServerContext:
     presence: PresenceTable = field(init=False)
     shutting_down: asyncio.Event = field(init=False)
     agent_identities: dict[str, AgentIdentity] = field(default_factory=dict)
+    """Authenticated agents, cached briefly (services/agents.py)."""
+    forgotten: dict[str, int] = field(default_factory=dict)
+    """How many times each agent's identity was forgotten: a cache fill whose database read began
+    before a forget must not land after it (see agents._cache_identity)."""
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _agent_settings: AgentSettings | None = field(default=None, init=False, repr=False)
     agent_rows: dict[str, Agent] = field(default_factory=dict)
     """Agents' rows as of their first heartbeat here, for building live events without a read."""
-    """Authenticated agents, cached briefly (services/agents.py)."""
     deadlines: Deadlines = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +82,7 @@ class ServerContext:
     def _on_control(self, message: str) -> None:
         kind, _, value = message.partition(":")
         if kind == FORGET_AGENT:
+            self.forgotten[value] = self.forgotten.get(value, 0) + 1
             self.agent_identities.pop(value, None)
             self.agent_rows.pop(value, None)
 

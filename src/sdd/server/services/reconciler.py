@@ -55,12 +55,24 @@ async def run_reconciler(ctx: ServerContext) -> None:
         await asyncio.sleep(ctx.settings.reconcile_interval)
         try:
             await enforce_deadlines(ctx)
-            if time.monotonic() - last_sweep >= ctx.settings.heartbeat_interval:
-                last_sweep = time.monotonic()
-                await agent_service.sweep_missing_sessions(ctx)
-                await agent_service.mark_sessions_of_offline_agents(ctx)
-                woken = await queue.wake_idle_agents_with_tasks(ctx)
-                if woken:
-                    log.warning("woke %d agent(s) whose task wake-up was lost", len(woken))
         except Exception:
             log.exception("reconciling sessions failed; will retry")
+        if time.monotonic() - last_sweep < ctx.settings.heartbeat_interval:
+            continue
+        last_sweep = time.monotonic()
+        # Each sweep on its own: one failing must not keep the others (lost wake-ups!) from running.
+        for sweep in (
+            agent_service.sweep_missing_sessions,
+            agent_service.mark_sessions_of_offline_agents,
+            _wake_idle_agents_with_tasks,
+        ):
+            try:
+                await sweep(ctx)
+            except Exception:
+                log.exception("%s failed; will retry", sweep.__name__)
+
+
+async def _wake_idle_agents_with_tasks(ctx: ServerContext) -> None:
+    woken = await queue.wake_idle_agents_with_tasks(ctx)
+    if woken:
+        log.warning("woke %d agent(s) whose task wake-up was lost", len(woken))
