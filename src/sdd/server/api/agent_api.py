@@ -14,6 +14,7 @@ from sdd.protocol import (
     PollResponse,
     TaskResult,
 )
+from sdd.server.api.agent_fast_path import DEFAULT_WAIT, MAX_WAIT
 from sdd.server.api.deps import Ctx, CurrentAgent, IdPath
 from sdd.server.services import agents as agent_service
 from sdd.server.services import queue
@@ -37,7 +38,7 @@ async def heartbeat(ctx: Ctx, agent: CurrentAgent, body: HeartbeatRequest) -> He
 async def poll(
     ctx: Ctx,
     agent: CurrentAgent,
-    wait: float = Query(default=25.0, ge=0, le=120),
+    wait: float = Query(default=DEFAULT_WAIT, ge=0, le=MAX_WAIT),  # as the fast path reads it
     beat: HeartbeatRequest | None = Body(default=None),
 ) -> PollResponse:
     """Tasks waiting for this agent; held open up to `wait` seconds (and the server's
