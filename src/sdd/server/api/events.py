@@ -37,20 +37,21 @@ async def events(ctx: Ctx, request: Request, token: str | None = None) -> Stream
     header = request.headers.get("authorization", "")
     presented = token or header.removeprefix("Bearer ").strip() or None
     user = await user_from_token(ctx, presented)
-    viewer = {"id": user.id, "admin": user.role == "admin"}
+    is_admin = user.role == "admin"
 
     def allowed(message: str) -> str:
         audience, _, frames = message.partition("\n")
-        visible = audience == AUDIENCE_EVERYONE or audience == viewer["id"] or viewer["admin"]
+        visible = audience == AUDIENCE_EVERYONE or audience == user.id or is_admin
         return frames if visible else ""
 
     async def still_allowed() -> bool:
         """A logout, a disabled account, a new password or a lost admin role takes effect here."""
+        nonlocal is_admin
         try:
             current = await user_from_token(ctx, presented)
         except ServiceError:
             return False
-        viewer["admin"] = current.role == "admin"
+        is_admin = current.role == "admin"
         return True
 
     async def stream() -> AsyncIterator[str]:
